@@ -1,0 +1,3 @@
+from schoolsync.app.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Entry points and the composition root: web, worker, scheduler, run (all-in-one), CLI."""

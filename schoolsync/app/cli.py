@@ -1,0 +1,310 @@
+"""The ``schoolsync`` command."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schoolsync.core.config import ConfigFileError, load_config
+from schoolsync.core.errors import ConfigError
+from schoolsync.core.logging import configure_logging
+from schoolsync.core.pii import mask_text
+from schoolsync.core.settings import Settings
+
+app = typer.Typer(
+    help="schoolsync: sync GetCourse, amoCRM, payments, Sheets and Telegram for an online school.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+failures_app = typer.Typer(help="See what failed and replay it.", no_args_is_help=True)
+app.add_typer(failures_app, name="failures")
+console = Console()
+err = Console(stderr=True)
+
+Host = Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")]
+Port = Annotated[int | None, typer.Option(help="port to listen on [default: 8000]")]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _runtime(settings: Settings) -> Any:
+    from schoolsync.app.bootstrap import build_runtime
+
+    try:
+        return build_runtime(settings)
+    except ConfigFileError as exc:
+        raise _fail(f"the config file has problems:\n{exc}") from None
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (safe to run any time)."""
+    from schoolsync.core.db import Database
+    from schoolsync.core.db.migrate import upgrade
+
+    settings = _settings()
+    db = Database(settings.effective_database_url)
+    upgrade(db)
+    console.print(f"database is up to date: {db.safe_url}")
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[
+        Path | None, typer.Argument(help="file to check [default: $SCHOOLSYNC_CONFIG]")
+    ] = None,
+) -> None:
+    """Validate the YAML config; print every problem with its line. Exit 1 if there is any."""
+    target = path or Settings().config
+    if path is None and not target.exists():
+        console.print(
+            f"no config file at {target}: running with one default school and no accounts"
+        )
+        return
+    try:
+        config = load_config(target, required=True)
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    names = ", ".join(s.id for s in config.schools)
+    console.print(f"{target}: OK ({len(config.schools)} school(s): {names})")
+
+
+@app.command()
+def web(host: Host = None, port: Port = None) -> None:
+    """Run the web role: webhooks, health, metrics, API docs."""
+    import uvicorn
+
+    from schoolsync.app.web.app import create_app
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    uvicorn.run(
+        create_app(runtime),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(
+    processes: Annotated[int | None, typer.Option(help="worker processes [default: 2]")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per process [default: 8]")] = None,
+) -> None:
+    """Run the worker role (Dramatiq processes that run the jobs)."""
+    settings = _settings()
+    _runtime(settings)  # fail here, readably, if the config or Redis URL is wrong
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "schoolsync.app.worker_boot",
+        "--processes",
+        str(processes or settings.worker.processes),
+        "--threads",
+        str(threads or settings.worker.threads),
+        "--worker-shutdown-timeout",
+        str(settings.worker.shutdown_timeout_ms),
+        "--skip-logging",
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606 - replace this process: signals go straight to dramatiq
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler role: enqueues periodic jobs once per slot, runs none itself."""
+    from schoolsync.sync_jobs.scheduler import Scheduler
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Scheduler(runtime.db, runtime.queue, runtime.schedule).run_forever(stop)
+
+
+@app.command()
+def run(host: Host = None, port: Port = None) -> None:
+    """Run everything on this machine: migrations, Redis (unless configured), web, worker, scheduler."""
+    from schoolsync.app.run import run_all
+    from schoolsync.core.db import Database
+    from schoolsync.core.db.migrate import upgrade
+
+    settings = _settings()
+    _check_config_or_exit(settings)
+    upgrade(Database(settings.effective_database_url))
+    try:
+        code = run_all(settings, host=host or settings.host, port=port or settings.port)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _check_config_or_exit(settings: Settings) -> None:
+    try:
+        load_config(settings.config)
+    except ConfigFileError as exc:
+        raise _fail(f"the config file has problems:\n{exc}") from None
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+@failures_app.command("list")
+def failures_list(
+    status: Annotated[str, typer.Option(help="open, replaying, resolved, ignored or all")] = "open",
+    school: Annotated[str | None, typer.Option(help="only this school")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows")] = 50,
+) -> None:
+    """List failures, newest first."""
+    from schoolsync.core.db import Database
+    from schoolsync.core.stores import failures
+
+    db = Database(_settings().effective_database_url)
+    with db.read() as conn:
+        rows = failures.listing(
+            conn, status=None if status == "all" else status, school=school, limit=limit
+        )
+    if not rows:
+        console.print(f"no {'' if status == 'all' else status + ' '}failures")
+        return
+    table = Table(title=f"failures ({status})")
+    for column in (
+        "id",
+        "school",
+        "job",
+        "error",
+        "message",
+        "attempts",
+        "status",
+        "last failed (UTC)",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["school"],
+            row["actor"],
+            row["error_class"],
+            mask_text(row["error_message"])[:80],
+            str(row["attempts"]),
+            row["status"],
+            row["last_failed_at"].strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@failures_app.command("show")
+def failures_show(failure_id: int) -> None:
+    """Show one failure: its input, error and every attempt."""
+    from schoolsync.core.db import Database
+    from schoolsync.core.stores import audit, failures, inbox, jobs
+
+    db = Database(_settings().effective_database_url)
+    with db.read() as conn:
+        row = failures.get(conn, failure_id)
+        if row is None:
+            raise _fail(f"failure {failure_id} does not exist")
+        attempts = jobs.attempts(conn, int(row["job_id"]))
+        trail = audit.for_target(conn, f"failure:{failure_id}")
+        inbox_row = (
+            inbox.get(conn, int(row["args"]["inbox_id"])) if "inbox_id" in row["args"] else None
+        )
+    console.print(
+        f"[bold]failure {row['id']}[/bold]  school={row['school']}  status={row['status']}"
+    )
+    console.print(f"job {row['job_id']}: {row['actor']}({json.dumps(row['args'])})")
+    console.print(f"error: {row['error_class']}: {mask_text(row['error_message'])}", markup=False)
+    if inbox_row is not None:
+        body = bytes(inbox_row["body"]).decode("utf-8", "replace")
+        console.print(
+            f"input: inbox {inbox_row['id']} from {inbox_row['source']} at {inbox_row['received_at']}:\n"
+            f"  {mask_text(body)[:2000]}",
+            markup=False,
+        )
+    table = Table(title="attempts")
+    for column in ("#", "worker", "started", "finished", "outcome", "error"):
+        table.add_column(column)
+    for a in attempts:
+        table.add_row(
+            str(a["attempt"]),
+            str(a["worker"] or "")[:8],
+            str(a["started_at"])[:19],
+            str(a["finished_at"] or "")[:19],
+            str(a["outcome"] or "running"),
+            mask_text(f"{a['error_class'] or ''} {a['error_message'] or ''}".strip())[:80],
+        )
+    console.print(table)
+    for entry in trail:
+        console.print(
+            f"audit: {str(entry['at'])[:19]} {entry['who']} {entry['action']} -> {entry['outcome']}"
+        )
+
+
+@failures_app.command("replay")
+def failures_replay(
+    failure_id: int,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for the outcome (0: do not wait)")
+    ] = 60,
+    who: Annotated[str | None, typer.Option(help="name recorded in the audit trail")] = None,
+) -> None:
+    """Run the failed job again from the start, with the same idempotency keys."""
+    from schoolsync.core.stores import audit
+    from schoolsync.sync_jobs.replay import replay_failure
+
+    runtime = _runtime(_settings())
+    try:
+        ticket = replay_failure(runtime.db, runtime.queue, failure_id, who=who or _who())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    note = "" if ticket.enqueued else " (Redis unreachable: the relay will send it)"
+    console.print(f"failure {failure_id}: job {ticket.job_id} queued again{note}")
+    deadline = time.monotonic() + wait
+    outcome = audit.PENDING
+    while wait > 0 and time.monotonic() < deadline:
+        with runtime.db.read() as conn:
+            entry = audit.get(conn, ticket.audit_id)
+        outcome = entry["outcome"] if entry else audit.PENDING
+        if outcome != audit.PENDING:
+            break
+        time.sleep(0.5)
+    console.print(f"outcome: {outcome}")
+    if outcome == audit.FAILED:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The web role: webhook ingest, health, metrics, and (later) the admin API and page."""

@@ -1,0 +1,52 @@
+"""The FastAPI application: webhooks, health, metrics; OpenAPI at ``/docs``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from schoolsync import __version__
+from schoolsync.app.bootstrap import Runtime
+from schoolsync.app.web.health import health_router
+from schoolsync.app.web.ingest import InboxWriter
+from schoolsync.app.web.metrics import build_registry
+from schoolsync.app.web.webhooks import WebhookEndpoint
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    writer = InboxWriter(runtime.db, runtime.queue)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            writer.stop()
+
+    app = FastAPI(
+        title="schoolsync",
+        version=__version__,
+        description="Webhook ingest, health and (soon) the admin API of schoolsync.",
+        lifespan=lifespan,
+    )
+    registry, webhook_counter = build_registry(runtime.db, runtime.broker)
+    endpoint = WebhookEndpoint(
+        sources=runtime.sources,
+        writer=writer,
+        config=runtime.config,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        counter=webhook_counter,
+    )
+    app.router.add_route("/webhooks/{source}", endpoint.handle, methods=["POST"], include_in_schema=False)
+    app.include_router(health_router(runtime.db, runtime.broker))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

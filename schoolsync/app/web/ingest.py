@@ -1,0 +1,101 @@
+"""Group commit for webhook ingest.
+
+One writer thread owns inbox writes: it takes every request waiting, stores them in one
+transaction (inbox row + job row each), commits, enqueues their jobs in one Redis round trip,
+and only then lets each request answer. Nothing is answered 2xx before it is committed; SQLite's
+single writer is fed by one thread instead of threads fighting over its lock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from schoolsync.core.db import Database
+from schoolsync.core.logging import get_logger
+from schoolsync.core.stores import inbox, jobs
+from schoolsync.core.stores.inbox import InboxRecord
+from schoolsync.sync_jobs.actors import PROCESS_INBOX_EVENT
+from schoolsync.sync_jobs.queue import JobQueue
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Stored:
+    inbox_id: int | None  # None: a duplicate of a stored event
+    enqueued: bool
+
+
+_STOP = object()
+
+
+class InboxWriter:
+    def __init__(self, db: Database, job_queue: JobQueue, *, max_batch: int = 500) -> None:
+        self.db = db
+        self.job_queue = job_queue
+        self.max_batch = max_batch
+        self._pending: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._pending.put(_STOP)
+        self._thread.join(timeout=10)
+
+    def submit(self, record: InboxRecord) -> Future[Stored]:
+        future: Future[Stored] = Future()
+        self._pending.put((record, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    self._pending.put(_STOP)
+                    break
+                batch.append(more)
+            self._write(batch)  # type: ignore[arg-type]
+
+    def _write(self, batch: list[tuple[InboxRecord, Future[Stored]]]) -> None:
+        try:
+            results, refs = self._store([record for record, _ in batch])
+        except Exception as exc:  # the database is down or locked: every request gets a 503
+            log.error("could not store webhooks", count=len(batch), error=str(exc))
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        enqueued = self.job_queue.send(refs)
+        for (_, future), inbox_id in zip(batch, results, strict=True):
+            future.set_result(Stored(inbox_id, enqueued))
+
+    def _store(self, records: list[InboxRecord]) -> tuple[list[int | None], list[jobs.JobRef]]:
+        ids: list[int | None] = []
+        refs: list[jobs.JobRef] = []
+        with self.db.write() as conn:
+            for record in records:
+                inbox_id = inbox.insert(conn, record)
+                ids.append(inbox_id)
+                if inbox_id is not None and record.status == inbox.RECEIVED:
+                    ref = jobs.add(
+                        conn,
+                        school=record.school,
+                        actor=PROCESS_INBOX_EVENT,
+                        args={"inbox_id": inbox_id},
+                        dedup_key=f"inbox:{inbox_id}",
+                    )
+                    if ref is not None:
+                        refs.append(ref)
+        return ids, refs

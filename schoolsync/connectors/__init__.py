@@ -1,0 +1,1 @@
+"""One package per platform: typed clients, wire models and inbound webhook verification."""

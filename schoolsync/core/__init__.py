@@ -1,0 +1,1 @@
+"""The kernel: settings, config, errors, the state store, logging and PII masking."""

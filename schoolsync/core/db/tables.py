@@ -1,0 +1,176 @@
+"""Every table, as SQLAlchemy Core. Each row carries the school it belongs to.
+
+``SYSTEM_SCHOOL`` marks rows that belong to the deployment, not to one school (the relay job).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+SYSTEM_SCHOOL = "_system"
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+
+def _school() -> sa.Column[str]:
+    return sa.Column("school", sa.String(40), nullable=False, index=True)
+
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("dedup_key", sa.String(200), nullable=False),
+    # received -> processed | failed; rejected rows are never processed
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reject_reason", sa.Text()),
+    sa.Column("headers", JSONType, nullable=False),
+    sa.Column("query", sa.Text(), nullable=False, server_default=""),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("remote_addr", sa.String(64)),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("processed_at", Timestamp),
+    sa.UniqueConstraint("school", "source", "dedup_key"),
+    sa.Index("ix_inbox_status_received", "status", "received_at"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("queue", sa.String(40), nullable=False),
+    sa.Column("args", JSONType, nullable=False),
+    # what asked for it, unique: "inbox:17", "slot:relay_jobs:1763855400"
+    sa.Column("dedup_key", sa.String(200), unique=True),
+    # queued -> running -> done | retrying -> running ... | failed | dead
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("starts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("ends", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("owner", sa.String(64)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("enqueued_at", Timestamp),
+    sa.Column("started_at", Timestamp),
+    sa.Column("next_attempt_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.Column("last_error_class", sa.String(120)),
+    sa.Column("last_error", sa.Text()),
+    sa.Index("ix_jobs_status_created", "status", "created_at"),
+)
+
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("job_id", sa.BigInteger(), sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("worker", sa.String(64)),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp),
+    sa.Column("duration_ms", sa.Integer()),
+    # ok | retry | failed | crashed (found unfinished when the job started again)
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("error_class", sa.String(120)),
+    sa.Column("error_message", sa.Text()),
+)
+
+failures = sa.Table(
+    "failures",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("job_id", sa.BigInteger(), sa.ForeignKey("jobs.id"), nullable=False, unique=True),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("args", JSONType, nullable=False),
+    sa.Column("error_class", sa.String(120), nullable=False),
+    sa.Column("error_message", sa.Text(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    # open -> replaying -> resolved | open again; ignored
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("first_failed_at", Timestamp, nullable=False),
+    sa.Column("last_failed_at", Timestamp, nullable=False),
+    sa.Column("resolved_at", Timestamp),
+    sa.Index("ix_failures_status_last", "status", "last_failed_at"),
+)
+
+effects = sa.Table(
+    "effects",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    # deterministic: "amocrm:lead:create:gc-order:12345"
+    sa.Column("key", sa.String(300), nullable=False, unique=True),
+    sa.Column("job_id", sa.BigInteger()),
+    sa.Column("detail", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("source_platform", sa.String(40), nullable=False),
+    sa.Column("source_kind", sa.String(40), nullable=False),
+    sa.Column("source_id", sa.String(120), nullable=False),
+    sa.Column("target_platform", sa.String(40), nullable=False),
+    sa.Column("target_kind", sa.String(40), nullable=False),
+    sa.Column("target_id", sa.String(120), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint(
+        "school", "source_platform", "source_kind", "source_id", "target_platform", "target_kind"
+    ),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("school", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(120), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("who", sa.String(120), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(120), nullable=False),
+    sa.Column("detail", JSONType, nullable=False),
+    # pending -> succeeded | failed
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("job_id", sa.BigInteger()),
+    sa.Column("finished_at", Timestamp),
+)
+
+schedule_slots = sa.Table(
+    "schedule_slots",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("slot", sa.BigInteger(), nullable=False),
+    sa.Column("job_id", sa.BigInteger()),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("school", "name", "slot"),
+)

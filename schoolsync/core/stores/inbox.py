@@ -1,0 +1,69 @@
+"""The inbox: every inbound webhook, stored before it is acknowledged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from schoolsync.core.clock import utcnow
+from schoolsync.core.db.tables import inbox
+from schoolsync.core.db.upsert import insert_ignore
+
+RECEIVED, PROCESSED, REJECTED = "received", "processed", "rejected"
+
+
+@dataclass(frozen=True)
+class InboxRecord:
+    """One inbound request as it arrived (raw bytes kept: signatures are over bytes)."""
+
+    school: str
+    source: str
+    dedup_key: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    query: str = ""
+    remote_addr: str | None = None
+    status: str = RECEIVED
+    reject_reason: str | None = None
+
+
+def insert(conn: Connection, record: InboxRecord, *, now: datetime | None = None) -> int | None:
+    """Store ``record``; ``None`` if the same (school, source, dedup key) is already stored."""
+    values: dict[str, Any] = {
+        "school": record.school,
+        "source": record.source,
+        "dedup_key": record.dedup_key,
+        "status": record.status,
+        "reject_reason": record.reject_reason,
+        "headers": record.headers,
+        "query": record.query,
+        "body": record.body,
+        "remote_addr": record.remote_addr,
+        "received_at": now or utcnow(),
+    }
+    return insert_ignore(conn, inbox, values, conflict=("school", "source", "dedup_key"))
+
+
+def get(conn: Connection, inbox_id: int) -> RowMapping | None:
+    return conn.execute(sa.select(inbox).where(inbox.c.id == inbox_id)).mappings().first()
+
+
+def mark_processed(conn: Connection, inbox_id: int) -> None:
+    conn.execute(
+        sa.update(inbox)
+        .where(inbox.c.id == inbox_id)
+        .values(status=PROCESSED, processed_at=utcnow())
+    )
+
+
+def count_by_status(conn: Connection) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        sa.select(inbox.c.source, inbox.c.status, sa.func.count()).group_by(
+            inbox.c.source, inbox.c.status
+        )
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}

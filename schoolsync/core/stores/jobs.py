@@ -1,0 +1,292 @@
+"""The job ledger (the outbox): every job is a row before it is a Redis message.
+
+Life of a row::
+
+    queued ──claim──> running ──ok──> done
+       ^                 │──retryable──> retrying ──claim──> running ...
+       │                 │──final error──> failed (+ failures row)
+    replay               └──worker died N times──> dead (+ failures row)
+
+``starts`` counts claims and ``ends`` counts attempts that returned (with any outcome), so
+``starts - ends`` is the number of starts whose worker died before finishing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+
+from schoolsync.core.clock import as_utc, utcnow
+from schoolsync.core.db.tables import job_attempts, jobs
+from schoolsync.core.db.upsert import insert_ignore
+from schoolsync.core.stores import failures
+
+QUEUED, RUNNING, RETRYING, DONE, FAILED, DEAD = (
+    "queued",
+    "running",
+    "retrying",
+    "done",
+    "failed",
+    "dead",
+)
+FINISHED = (DONE, FAILED, DEAD)
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What the broker needs to send a job: messages carry ids, never objects."""
+
+    id: int
+    actor: str
+    queue: str
+    args: dict[str, Any]
+
+
+def add(
+    conn: Connection,
+    *,
+    school: str,
+    actor: str,
+    args: dict[str, Any],
+    dedup_key: str | None = None,
+    queue: str = "default",
+) -> JobRef | None:
+    """Create a queued job in the caller's transaction; ``None`` if ``dedup_key`` exists."""
+    values = {
+        "school": school,
+        "actor": actor,
+        "queue": queue,
+        "args": args,
+        "dedup_key": dedup_key,
+        "status": QUEUED,
+        "created_at": utcnow(),
+    }
+    if dedup_key is None:
+        job_id = int(conn.execute(sa.insert(jobs).values(**values).returning(jobs.c.id)).one()[0])
+    else:
+        inserted = insert_ignore(conn, jobs, values, conflict=("dedup_key",))
+        if inserted is None:
+            return None
+        job_id = inserted
+    return JobRef(job_id, actor, queue, args)
+
+
+def ref(row: RowMapping) -> JobRef:
+    return JobRef(int(row["id"]), str(row["actor"]), str(row["queue"]), dict(row["args"]))
+
+
+def get(conn: Connection, job_id: int) -> RowMapping | None:
+    return conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+
+
+def mark_enqueued(conn: Connection, job_ids: Sequence[int], *, at: datetime | None = None) -> None:
+    if job_ids:
+        conn.execute(
+            sa.update(jobs).where(jobs.c.id.in_(job_ids)).values(enqueued_at=at or utcnow())
+        )
+
+
+class Claim(Enum):
+    RUN = "run"  # this worker owns the attempt now
+    FINISHED = "finished"  # already done/failed/dead: a duplicate delivery
+    BUSY = "busy"  # another live worker is running it
+    POISON = "poison"  # its worker died too often: now dead, with a failures row
+    MISSING = "missing"  # no such job row
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    attempt: int = 0
+    row: RowMapping | None = None
+
+
+def claim(
+    conn: Connection,
+    job_id: int,
+    *,
+    owner: str,
+    owner_alive: Callable[[str], bool],
+    max_crashes: int,
+    stale_after: timedelta,
+    now: datetime | None = None,
+) -> ClaimResult:
+    """Take the job for one attempt (compare-and-set on status and starts).
+
+    A job still marked running is taken over only when its owner is gone (heartbeat expired) or
+    it has run longer than ``stale_after``; the unfinished attempt is recorded as crashed.
+    """
+    now = now or utcnow()
+    row = get(conn, job_id)
+    if row is None:
+        return ClaimResult(Claim.MISSING)
+    status = row["status"]
+    if status in FINISHED:
+        return ClaimResult(Claim.FINISHED, row=row)
+    if status == RUNNING:
+        started = as_utc(row["started_at"]) if row["started_at"] else now
+        if row["owner"] and owner_alive(row["owner"]) and now - started < stale_after:
+            return ClaimResult(Claim.BUSY, row=row)
+        conn.execute(
+            sa.update(job_attempts)
+            .where(job_attempts.c.job_id == job_id, job_attempts.c.finished_at.is_(None))
+            .values(
+                finished_at=now,
+                outcome="crashed",
+                error_class="WorkerDied",
+                error_message=f"worker {row['owner']} stopped without finishing this attempt",
+            )
+        )
+    crashes = int(row["starts"]) - int(row["ends"])
+    if crashes >= max_crashes:
+        message = (
+            f"the job started {row['starts']} times and its worker died {crashes} times "
+            "before finishing; it is not retried again"
+        )
+        finish(
+            conn, row, attempt=None, status=DEAD, error_class="PoisonJob", error=message, now=now
+        )
+        return ClaimResult(Claim.POISON, row=row)
+    updated = conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status == status, jobs.c.starts == row["starts"])
+        .values(status=RUNNING, starts=jobs.c.starts + 1, owner=owner, started_at=now)
+    )
+    if updated.rowcount != 1:
+        return ClaimResult(Claim.BUSY, row=row)
+    attempt = int(row["starts"]) + 1
+    conn.execute(
+        sa.insert(job_attempts).values(
+            school=row["school"], job_id=job_id, attempt=attempt, worker=owner, started_at=now
+        )
+    )
+    return ClaimResult(Claim.RUN, attempt=attempt, row=row)
+
+
+def finish(
+    conn: Connection,
+    row: RowMapping,
+    *,
+    attempt: int | None,
+    status: str,
+    error_class: str | None = None,
+    error: str | None = None,
+    next_attempt_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Close an attempt with ``status`` (done, retrying, failed or dead); failed and dead rows
+    get (or update) their ``failures`` row."""
+    now = now or utcnow()
+    job_id = int(row["id"])
+    values: dict[str, Any] = {
+        "status": status,
+        "last_error_class": error_class,
+        "last_error": error,
+        "next_attempt_at": next_attempt_at,
+    }
+    if attempt is not None:
+        values["ends"] = jobs.c.ends + 1
+    if status in FINISHED:
+        values["finished_at"] = now
+    conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+    if attempt is not None:
+        outcome = {DONE: "ok", RETRYING: "retry"}.get(status, "failed")
+        started = row["started_at"]
+        duration_ms = int((now - as_utc(started)).total_seconds() * 1000) if started else None
+        conn.execute(
+            sa.update(job_attempts)
+            .where(job_attempts.c.job_id == job_id, job_attempts.c.attempt == attempt)
+            .values(
+                finished_at=now,
+                outcome=outcome,
+                error_class=error_class,
+                error_message=error,
+                duration_ms=duration_ms,
+            )
+        )
+    if status in (FAILED, DEAD):
+        fresh = get(conn, job_id)
+        assert fresh is not None
+        failures.record(conn, fresh, error_class=error_class or "Error", error=error or "", now=now)
+    elif status == DONE:
+        failures.resolve_for_job(conn, job_id, now=now)
+
+
+def attempts(conn: Connection, job_id: int) -> list[RowMapping]:
+    return list(
+        conn.execute(
+            sa.select(job_attempts)
+            .where(job_attempts.c.job_id == job_id)
+            .order_by(job_attempts.c.attempt)
+        ).mappings()
+    )
+
+
+def stuck(
+    conn: Connection,
+    *,
+    now: datetime,
+    enqueue_grace: timedelta,
+    requeue_after: timedelta,
+    running_stale_after: timedelta,
+    limit: int = 1000,
+) -> list[RowMapping]:
+    """Jobs the broker may have lost: never enqueued, or waiting/running far past any deadline."""
+    c = jobs.c
+    condition = sa.or_(
+        sa.and_(c.status == QUEUED, c.enqueued_at.is_(None), c.created_at < now - enqueue_grace),
+        sa.and_(c.status == QUEUED, c.enqueued_at < now - requeue_after),
+        sa.and_(c.status == RETRYING, c.next_attempt_at < now - requeue_after),
+        sa.and_(c.status == RUNNING, c.started_at < now - running_stale_after),
+    )
+    return list(
+        conn.execute(sa.select(jobs).where(condition).order_by(c.id).limit(limit)).mappings()
+    )
+
+
+def reset_for_replay(conn: Connection, job_id: int) -> None:
+    """Queue a finished job again; its crash count starts over, its history stays."""
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=QUEUED,
+            starts=jobs.c.ends,
+            owner=None,
+            enqueued_at=None,
+            finished_at=None,
+            next_attempt_at=None,
+        )
+    )
+
+
+def attempt_stats(conn: Connection) -> list[tuple[str, str, int, int]]:
+    """(actor, outcome, attempts, total milliseconds) over every finished attempt."""
+    a = job_attempts.c
+    rows = conn.execute(
+        sa.select(
+            jobs.c.actor,
+            a.outcome,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(a.duration_ms), 0),
+        )
+        .join(jobs, jobs.c.id == a.job_id)
+        .where(a.outcome.is_not(None))
+        .group_by(jobs.c.actor, a.outcome)
+    )
+    return [(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+def count_by_status(conn: Connection) -> dict[tuple[str, str], int]:
+    rows = conn.execute(
+        sa.select(jobs.c.actor, jobs.c.status, sa.func.count()).group_by(
+            jobs.c.actor, jobs.c.status
+        )
+    )
+    return {(r[0], r[1]): int(r[2]) for r in rows}

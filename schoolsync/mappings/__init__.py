@@ -1,0 +1,1 @@
+"""Pure translation between wire models and the domain; message templates. No I/O here."""

@@ -1,0 +1,1 @@
+"""The pure payment-matching engine (ledger entries, rules, reports). No I/O here."""

@@ -1,0 +1,1 @@
+"""The job runtime: broker and middleware, thin actors, services (use cases), scheduler, replay."""

@@ -1,0 +1,55 @@
+"""The actors: thin wrappers that take ids, call a service and turn errors into retry decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+
+from schoolsync.core.errors import RetryableError
+from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.inbox_events import process_inbox_event
+from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
+
+PROCESS_INBOX_EVENT = "process_inbox_event"
+
+
+def _process_inbox_event(ctx: JobContext, *, inbox_id: int) -> None:
+    message = dramatiq.middleware.CurrentMessage.get_current_message()
+    job_id = message.options.get("job_id") if message is not None else None
+    process_inbox_event(ctx, inbox_id, job_id)
+
+
+def _relay_jobs(ctx: JobContext) -> None:
+    relay_jobs(ctx)
+
+
+HANDLERS: dict[str, Callable[..., None]] = {
+    PROCESS_INBOX_EVENT: _process_inbox_event,
+    RELAY_ACTOR: _relay_jobs,
+}
+
+
+def _honour_retry_after(handler: Callable[..., None], ctx: JobContext) -> Callable[..., None]:
+    def run(**kwargs: Any) -> None:
+        try:
+            handler(ctx, **kwargs)
+        except RetryableError as exc:
+            if exc.retry_after is not None:
+                raise dramatiq.Retry(delay=int(exc.retry_after * 1000)) from exc
+            raise
+
+    return run
+
+
+def register_actors(
+    broker: dramatiq.Broker, ctx: JobContext, *, time_limit_ms: int
+) -> dict[str, Any]:
+    """Declare every actor on ``broker`` (never on Dramatiq's global default broker)."""
+    return {
+        name: dramatiq.actor(actor_name=name, broker=broker, time_limit=time_limit_ms)(
+            _honour_retry_after(handler, ctx)
+        )
+        for name, handler in HANDLERS.items()
+    }

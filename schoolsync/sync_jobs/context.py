@@ -1,0 +1,26 @@
+"""What services need, built once per process by the composition root and handed down."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schoolsync.core.config import AppConfig
+from schoolsync.core.db import Database
+from schoolsync.core.settings import JobSettings
+from schoolsync.sync_jobs.queue import JobQueue
+
+
+@dataclass
+class JobContext:
+    config: AppConfig
+    db: Database
+    queue: JobQueue
+    jobs: JobSettings
+    data_dir: Path
+    test_hooks: bool = False
+    # inbox source name -> processor(context, inbox row id, job id)
+    processors: dict[str, Callable[[JobContext, int, int | None], None]] = field(
+        default_factory=dict
+    )

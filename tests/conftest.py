@@ -1,0 +1,163 @@
+"""Shared fixtures: a real redis-server and a real PostgreSQL, skipped locally when absent but
+failing under CI=true (as dramatiq's own test suite does for its brokers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from schoolsync.core.db import Database
+from schoolsync.core.db.migrate import upgrade
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(condition: bool, what: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{what} is required under CI=true")
+        pytest.skip(f"{what} is not available here")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server with AOF, that tests can stop and start again on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
+                "--maxmemory-policy", "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                redis.Redis.from_url(self.url).shutdown()
+            except redis.ConnectionError:
+                pass
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    need(shutil.which("redis-server") is not None, "redis-server")
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl), run as an unprivileged user when root.
+
+    ``SCHOOLSYNC_TEST_POSTGRES_URL`` points at an existing server instead.
+    """
+    given = os.environ.get("SCHOOLSYNC_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    need(initdb is not None and pg_ctl is not None, "PostgreSQL binaries (initdb, pg_ctl)")
+    assert initdb and pg_ctl
+    base = tmp_path_factory.mktemp("pg")
+    data = base / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        os.chmod(base, 0o777)
+        prefix = ["runuser", "-u", user, "--"]
+    port = free_port()
+    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "schoolsync", "--auth=trust", "-E", "UTF8"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-l", str(base / "pg.log"), "-w", "start",
+         "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield f"postgresql+psycopg://schoolsync@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       check=False, stdout=subprocess.DEVNULL)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The state store on SQLite and on a real PostgreSQL (fresh schema per test)."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'state.db'}")
+    else:
+        import sqlalchemy as sa
+
+        url = request.getfixturevalue("postgres_url")
+        name = f"t{os.getpid()}_{time.monotonic_ns()}"
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        db = Database(url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade(db)
+    yield db
+    db.dispose()
