@@ -49,9 +49,19 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--appendonly", "yes", "--save", "",
-                "--maxmemory-policy", "noeviction",
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -119,18 +129,35 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.chmod(base, 0o777)
         prefix = ["runuser", "-u", user, "--"]
     port = free_port()
-    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "schoolsync", "--auth=trust", "-E", "UTF8"],
-                   check=True, stdout=subprocess.DEVNULL)
     subprocess.run(
-        [*prefix, pg_ctl, "-D", str(data), "-l", str(base / "pg.log"), "-w", "start",
-         "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"],
-        check=True, stdout=subprocess.DEVNULL,
+        [*prefix, initdb, "-D", str(data), "-U", "schoolsync", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *prefix,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(base / "pg.log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
         yield f"postgresql+psycopg://schoolsync@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def _user_exists(name: str) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dramatiq.middleware import Retries
 
+from schoolsync.app.redis_embedded import embedded_url_file
 from schoolsync.connectors.generic.webhooks import GenericWebhook
 from schoolsync.connectors.inbound import WebhookSource
 from schoolsync.core.config import AppConfig, load_config
@@ -49,12 +50,16 @@ class Runtime:
 
 
 def redis_url(settings: Settings) -> str:
-    if not settings.redis_url:
-        raise ConfigError(
-            "SCHOOLSYNC_REDIS_URL is not set: point it at a Redis server, "
-            "or use `schoolsync run`, which starts its own"
-        )
-    return settings.redis_url
+    """The configured Redis, else the one a running ``schoolsync run`` started for this data dir."""
+    if settings.redis_url:
+        return settings.redis_url
+    embedded = embedded_url_file(settings.data_dir)
+    if embedded.exists():
+        return embedded.read_text().strip()
+    raise ConfigError(
+        "SCHOOLSYNC_REDIS_URL is not set: point it at a Redis server, "
+        "or use `schoolsync run`, which starts its own"
+    )
 
 
 def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:

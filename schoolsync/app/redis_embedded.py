@@ -40,6 +40,11 @@ def find_redis_server() -> str | None:
     return None
 
 
+def embedded_url_file(data_dir: Path) -> Path:
+    """Where a running embedded Redis leaves its URL, so CLI commands find it."""
+    return data_dir / "redis" / "url"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,10 +101,12 @@ class EmbeddedRedis:
                         f"redis-server did not start; see {self.directory / 'redis.log'}"
                     ) from None
                 time.sleep(0.05)
+        embedded_url_file(self.directory.parent).write_text(self.url)
         log.info("embedded redis started", url=self.url, data=str(self.directory))
         return self.url
 
     def stop(self, *, timeout_s: float = 10) -> None:
+        embedded_url_file(self.directory.parent).unlink(missing_ok=True)
         if self.process is None or self.process.poll() is not None:
             return
         try:

@@ -22,8 +22,11 @@ SECRET = b"test-secret"
 @pytest.fixture
 def settings(tmp_path: Path, redis_server: RedisServer) -> Settings:
     return Settings(
-        data_dir=tmp_path, redis_url=redis_server.url, generic_secret=SECRET.decode(),
-        config=tmp_path / "missing.yaml", database_url=f"sqlite:///{tmp_path / 'state.db'}",
+        data_dir=tmp_path,
+        redis_url=redis_server.url,
+        generic_secret=SECRET.decode(),
+        config=tmp_path / "missing.yaml",
+        database_url=f"sqlite:///{tmp_path / 'state.db'}",
     )
 
 
@@ -96,11 +99,13 @@ def test_missing_signature_is_401(client: TestClient) -> None:
     ("body", "problem"),
     [
         (b'{"id": "1", "type": ', "not valid JSON at line 1 column 21"),
-        (b'[1, 2]', "must be a JSON object"),
+        (b"[1, 2]", "must be a JSON object"),
         (b'{"type": "x"}', "field 'id': Field required"),
     ],
 )
-def test_malformed_body_is_400_naming_the_problem(client: TestClient, body: bytes, problem: str) -> None:
+def test_malformed_body_is_400_naming_the_problem(
+    client: TestClient, body: bytes, problem: str
+) -> None:
     response = post(client, body)
     assert response.status_code == 400
     assert problem in response.json()["error"]

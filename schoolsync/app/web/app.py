@@ -42,7 +42,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         max_body_bytes=runtime.settings.max_body_bytes,
         counter=webhook_counter,
     )
-    app.router.add_route("/webhooks/{source}", endpoint.handle, methods=["POST"], include_in_schema=False)
+    app.router.add_route(
+        "/webhooks/{source}", endpoint.handle, methods=["POST"], include_in_schema=False
+    )
     app.include_router(health_router(runtime.db, runtime.broker))
 
     @app.get("/metrics", include_in_schema=False)
