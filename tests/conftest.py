@@ -3,10 +3,12 @@ failing under CI=true (as dramatiq's own test suite does for its brokers)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,10 +78,8 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(redis.ConnectionError):  # SHUTDOWN drops its connection
                 redis.Redis.from_url(self.url).shutdown()
-            except redis.ConnectionError:
-                pass
             self.process.wait(timeout=10)
 
 
@@ -121,12 +121,14 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     need(initdb is not None and pg_ctl is not None, "PostgreSQL binaries (initdb, pg_ctl)")
     assert initdb and pg_ctl
-    base = tmp_path_factory.mktemp("pg")
+    # pytest's temp dirs are private to root; initdb refuses root, so the cluster lives in a
+    # directory of its own owned by the unprivileged user
+    base = Path(tempfile.mkdtemp(prefix="schoolsync-pg-"))
     data = base / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:
         user = "postgres" if _user_exists("postgres") else "nobody"
-        os.chmod(base, 0o777)
+        shutil.chown(base, user)
         prefix = ["runuser", "-u", user, "--"]
     port = free_port()
     subprocess.run(

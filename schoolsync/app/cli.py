@@ -30,8 +30,8 @@ app = typer.Typer(
 )
 failures_app = typer.Typer(help="See what failed and replay it.", no_args_is_help=True)
 app.add_typer(failures_app, name="failures")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Host = Annotated[str | None, typer.Option(help="address to listen on [default: 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option(help="port to listen on [default: 8000]")]

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schoolsync.core.pii import luhn_valid, mask_text
+
+
+def test_masks_emails_phones_cards_and_credentials() -> None:
+    text = (
+        "client ivan.petrov@mail.ru +7 (923) 456-78-90 paid with 4111 1111 1111 1111; "
+        "Authorization: Bearer abcdefghijklmnop token=s3cr3t"
+    )
+    masked = mask_text(text)
+    assert "ivan.petrov" not in masked and "i***@mail.ru" in masked
+    assert "456-78-90" not in masked and "+***90" in masked
+    assert "4111 1111 1111 1111" not in masked and "**** 1111" in masked
+    assert "abcdefghijklmnop" not in masked and "s3cr3t" not in masked
+
+
+def test_order_numbers_and_amounts_stay_readable() -> None:
+    assert mask_text("order 12345 for 2500 RUB") == "order 12345 for 2500 RUB"
+
+
+@given(st.from_regex(r"4[0-9]{15}", fullmatch=True))
+def test_no_luhn_valid_card_survives(number: str) -> None:
+    if luhn_valid(number):
+        assert number not in mask_text(f"card {number} ok")
