@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-PHONE = re.compile(r"(?<![\w+])(?:\+?\d[\s\-()]*){9,14}\d(?!\d)")
+CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+PHONE = re.compile(r"(?<![\w+-])(?:\+?\d[\s\-()]*){9,14}\d(?![\w-])")
 AUTH = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 SECRET_PARAM = re.compile(r"(?i)\b(secret|token|password|access_token|refresh_token|key)=([^&\s]+)")
 

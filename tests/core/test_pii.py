@@ -18,8 +18,10 @@ def test_masks_emails_phones_cards_and_credentials() -> None:
     assert "abcdefghijklmnop" not in masked and "s3cr3t" not in masked
 
 
-def test_order_numbers_and_amounts_stay_readable() -> None:
+def test_order_numbers_amounts_and_ids_stay_readable() -> None:
     assert mask_text("order 12345 for 2500 RUB") == "order 12345 for 2500 RUB"
+    ids = "message 18bdd5c3-4107-4075-9a71-592110396031 job a1234567-1234-4123-8123-123456789012"
+    assert mask_text(ids) == ids
 
 
 @given(st.from_regex(r"4[0-9]{15}", fullmatch=True))
