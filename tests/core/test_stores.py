@@ -215,3 +215,16 @@ def test_sqlite_concurrent_read_then_write_transactions_wait_instead_of_failing(
     with db.read() as conn:
         assert conn.execute(sa.text("select count(*) from jobs")).scalar() == 120
     assert job_attempts is not None
+
+
+def test_one_batch_with_a_repeated_event_stores_it_once(any_db: Database) -> None:
+    records = [
+        InboxRecord(school="default", source="generic", dedup_key=key, body=b"{}")
+        for key in ("a", "b", "a", "c")
+    ]
+    with any_db.write() as conn:
+        ids = inbox.insert_many(conn, records)
+        again = inbox.insert_many(conn, records[:2])
+    assert ids[0] is not None and ids[1] is not None and ids[3] is not None
+    assert ids[2] is None
+    assert again == [None, None]

@@ -82,20 +82,20 @@ class InboxWriter:
             future.set_result(Stored(inbox_id, enqueued))
 
     def _store(self, records: list[InboxRecord]) -> tuple[list[int | None], list[jobs.JobRef]]:
-        ids: list[int | None] = []
-        refs: list[jobs.JobRef] = []
+        """One transaction, two statements: every inbox row, then a job for each new one."""
         with self.db.write() as conn:
-            for record in records:
-                inbox_id = inbox.insert(conn, record)
-                ids.append(inbox_id)
-                if inbox_id is not None and record.status == inbox.RECEIVED:
-                    ref = jobs.add(
-                        conn,
-                        school=record.school,
-                        actor=PROCESS_INBOX_EVENT,
-                        args={"inbox_id": inbox_id},
-                        dedup_key=f"inbox:{inbox_id}",
+            ids = inbox.insert_many(conn, records)
+            refs = jobs.add_many(
+                conn,
+                school_actor_args_keys=[
+                    (
+                        record.school,
+                        PROCESS_INBOX_EVENT,
+                        {"inbox_id": inbox_id},
+                        f"inbox:{inbox_id}",
                     )
-                    if ref is not None:
-                        refs.append(ref)
+                    for record, inbox_id in zip(records, ids, strict=True)
+                    if inbox_id is not None and record.status == inbox.RECEIVED
+                ],
+            )
         return ids, refs

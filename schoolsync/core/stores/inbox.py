@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from schoolsync.core.clock import utcnow
 from schoolsync.core.db.tables import inbox
-from schoolsync.core.db.upsert import insert_ignore
+from schoolsync.core.db.upsert import insert_many_ignore
 
 RECEIVED, PROCESSED, REJECTED = "received", "processed", "rejected"
 
@@ -33,7 +33,21 @@ class InboxRecord:
 
 def insert(conn: Connection, record: InboxRecord, *, now: datetime | None = None) -> int | None:
     """Store ``record``; ``None`` if the same (school, source, dedup key) is already stored."""
-    values: dict[str, Any] = {
+    return insert_many(conn, [record], now=now)[0]
+
+
+def insert_many(
+    conn: Connection, records: list[InboxRecord], *, now: datetime | None = None
+) -> list[int | None]:
+    """Store ``records`` in one statement; ``None`` for each one already stored."""
+    now = now or utcnow()
+    return insert_many_ignore(
+        conn, inbox, [_values(r, now) for r in records], conflict=("school", "source", "dedup_key")
+    )
+
+
+def _values(record: InboxRecord, now: datetime) -> dict[str, Any]:
+    return {
         "school": record.school,
         "source": record.source,
         "dedup_key": record.dedup_key,
@@ -43,9 +57,8 @@ def insert(conn: Connection, record: InboxRecord, *, now: datetime | None = None
         "query": record.query,
         "body": record.body,
         "remote_addr": record.remote_addr,
-        "received_at": now or utcnow(),
+        "received_at": now,
     }
-    return insert_ignore(conn, inbox, values, conflict=("school", "source", "dedup_key"))
 
 
 def get(conn: Connection, inbox_id: int) -> RowMapping | None:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from schoolsync.core.clock import as_utc, utcnow
 from schoolsync.core.db.tables import job_attempts, jobs
-from schoolsync.core.db.upsert import insert_ignore
+from schoolsync.core.db.upsert import insert_ignore, insert_many_ignore
 from schoolsync.core.stores import failures
 
 QUEUED, RUNNING, RETRYING, DONE, FAILED, DEAD = (
@@ -75,6 +75,31 @@ def add(
             return None
         job_id = inserted
     return JobRef(job_id, actor, queue, args)
+
+
+def add_many(
+    conn: Connection, *, school_actor_args_keys: list[tuple[str, str, dict[str, Any], str]]
+) -> list[JobRef]:
+    """Create several queued jobs with dedup keys in one statement; existing keys are skipped."""
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "school": school,
+            "actor": actor,
+            "queue": "default",
+            "args": args,
+            "dedup_key": key,
+            "status": QUEUED,
+            "created_at": now,
+        }
+        for school, actor, args, key in school_actor_args_keys
+    ]
+    ids = insert_many_ignore(conn, jobs, rows, conflict=("dedup_key",))
+    return [
+        JobRef(job_id, row["actor"], row["queue"], row["args"])
+        for job_id, row in zip(ids, rows, strict=True)
+        if job_id is not None
+    ]
 
 
 def ref(row: RowMapping) -> JobRef:
