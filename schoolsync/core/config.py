@@ -143,7 +143,7 @@ def parse_config(text: str, *, source: str = "schoolsync.yaml") -> AppConfig:
 
     single = "schools" not in data
     document = {"schools": [data]} if single else data
-    problems = _secret_problems(root, source, single)
+    problems = _secret_problems(root, source)
     try:
         config = AppConfig.model_validate(document)
     except ValidationError as exc:
@@ -194,7 +194,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _secret_problems(root: yaml.Node | None, source: str, single: bool) -> list[ConfigProblem]:
+def _secret_problems(root: yaml.Node | None, source: str) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
 
     def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
