@@ -99,12 +99,12 @@ def web(host: Host = None, port: Port = None) -> None:
     """Run the web role: webhooks, health, metrics, API docs."""
     import uvicorn
 
-    from schoolsync.app.web.app import create_app
+    from schoolsync.app.web.app import FastPath, create_app
 
     settings = _settings()
     runtime = _runtime(settings)
     uvicorn.run(
-        create_app(runtime),
+        FastPath(create_app(runtime)),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schoolsync import __version__
 from schoolsync.app.bootstrap import Runtime
@@ -45,6 +47,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.router.add_route(
         "/webhooks/{source}", endpoint.handle, methods=["POST"], include_in_schema=False
     )
+    # the hot path skips FastAPI's middleware stack: a plain Starlette router serves webhooks
+    app.state.webhooks = Router([Route("/webhooks/{source}", endpoint.handle, methods=["POST"])])
     app.include_router(health_router(runtime.db, runtime.broker))
 
     @app.get("/metrics", include_in_schema=False)
@@ -52,3 +56,17 @@ def create_app(runtime: Runtime) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class FastPath:
+    """ASGI app: ``/webhooks/*`` straight to its route, everything else to FastAPI."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.webhooks: ASGIApp = app.state.webhooks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
+            await self.webhooks(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
