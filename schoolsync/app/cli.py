@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import getpass
 import json
 import os
@@ -103,8 +104,13 @@ def web(host: Host = None, port: Port = None) -> None:
 
     settings = _settings()
     runtime = _runtime(settings)
+    asgi = FastPath(create_app(runtime))
+    # Everything built so far lives as long as the process: keep it out of the cyclic collector,
+    # whose full passes over it took 45-53 ms and were the p99 of webhook answers.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
-        FastPath(create_app(runtime)),
+        asgi,
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,

@@ -35,11 +35,12 @@ class JobQueue:
         self.db = db
         self.broker = broker
 
-    def send(self, refs: Sequence[JobRef]) -> bool:
+    def send(self, refs: Sequence[JobRef], *, note: bool = True) -> bool:
         """Enqueue ``refs`` (already committed) in one round trip and note when.
 
         Returns False if the broker could not be reached; the rows stay queued and the relay
-        sends them once it can.
+        sends them once it can. With ``note=False`` the caller records ``enqueued_at`` itself
+        (the webhook writer does it in its next transaction instead of a second one now).
         """
         if not refs:
             return True
@@ -50,6 +51,8 @@ class JobQueue:
                 "broker unreachable; jobs left for the relay", jobs=len(refs), error=str(exc)
             )
             return False
+        if not note:
+            return True
         try:
             with self.db.write() as conn:
                 jobs.mark_enqueued(conn, [r.id for r in refs])

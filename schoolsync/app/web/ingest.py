@@ -39,6 +39,9 @@ class InboxWriter:
         self.max_batch = max_batch
         self._pending: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        # Jobs sent to Redis whose enqueue time is not written yet: it goes into the next batch's
+        # transaction, or its own one when the writer is idle, not a second commit per batch.
+        self._sent: list[int] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -54,8 +57,13 @@ class InboxWriter:
 
     def _run(self) -> None:
         while True:
-            item = self._pending.get()
+            try:
+                item = self._pending.get(timeout=0.2 if self._sent else None)
+            except queue.Empty:
+                self._note_sent()
+                continue
             if item is _STOP:
+                self._note_sent()
                 return
             batch = [item]
             while len(batch) < self.max_batch:
@@ -77,13 +85,27 @@ class InboxWriter:
             for _, future in batch:
                 future.set_exception(exc)
             return
-        enqueued = self.job_queue.send(refs)
+        enqueued = self.job_queue.send(refs, note=False)
+        if enqueued:
+            self._sent.extend(ref.id for ref in refs)
         for (_, future), inbox_id in zip(batch, results, strict=True):
             future.set_result(Stored(inbox_id, enqueued))
 
+    def _note_sent(self) -> None:
+        """Record the enqueue time of jobs sent while nothing else was written."""
+        try:
+            with self.db.write() as conn:
+                jobs.mark_enqueued(conn, self._sent)
+        except Exception as exc:  # sent anyway; at worst the relay sends a duplicate
+            log.warning("could not note enqueue time", jobs=len(self._sent), error=str(exc))
+        self._sent = []
+
     def _store(self, records: list[InboxRecord]) -> tuple[list[int | None], list[jobs.JobRef]]:
-        """One transaction, two statements: every inbox row, then a job for each new one."""
+        """One transaction: the enqueue time of the last batch's jobs, every inbox row, then a
+        job for each new one."""
+        sent, self._sent = self._sent, []
         with self.db.write() as conn:
+            jobs.mark_enqueued(conn, sent)
             ids = inbox.insert_many(conn, records)
             refs = jobs.add_many(
                 conn,
