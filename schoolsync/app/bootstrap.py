@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dramatiq.middleware import Retries
 
+from schoolsync.app.platforms import CONFIG_BLOCKS, build_platforms, webhook_sources, with_sandbox
 from schoolsync.app.redis_embedded import embedded_url_file
 from schoolsync.connectors.generic.webhooks import GenericWebhook
 from schoolsync.connectors.inbound import WebhookSource
@@ -19,7 +20,11 @@ from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.middleware import JobLedger
 from schoolsync.sync_jobs.queue import JobQueue
 from schoolsync.sync_jobs.scheduler import Periodic
+from schoolsync.sync_jobs.services.crm_push import PUSH_ACTOR
+from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
+from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
+from schoolsync.sync_jobs.services.order_intake import process_getcourse_callback
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
 
 __all__ = ["PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
@@ -35,6 +40,10 @@ class Runtime:
     context: JobContext
 
     @property
+    def sandbox(self) -> bool:
+        return bool(self.settings.sandbox)
+
+    @property
     def sources(self) -> dict[str, WebhookSource]:
         """Inbound webhook sources that are switched on (a source without its secret is off)."""
         found: dict[str, WebhookSource] = {}
@@ -42,11 +51,37 @@ class Runtime:
             found["generic"] = GenericWebhook(
                 self.settings.generic_secret.get_secret_value().encode()
             )
+        found.update(webhook_sources(self.settings, self.config, sandbox=self.sandbox))
         return found
 
     @property
     def schedule(self) -> list[Periodic]:
-        return [Periodic(name="relay", actor=RELAY_ACTOR, every_s=self.settings.jobs.relay_every_s)]
+        schedule = [
+            Periodic(name="relay", actor=RELAY_ACTOR, every_s=self.settings.jobs.relay_every_s)
+        ]
+        platforms = self.context.platforms
+        for school_id, found in (platforms.schools if platforms else {}).items():
+            if found.amocrm is not None:
+                schedule.append(
+                    Periodic(
+                        name="crm-push-sweep",
+                        actor=PUSH_ACTOR,
+                        every_s=60,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+            if found.getcourse is not None:
+                schedule.append(
+                    Periodic(
+                        name="getcourse-export-sync",
+                        actor=EXPORT_ACTOR,
+                        every_s=found.getcourse.export_every_s,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+        return schedule
 
 
 def redis_url(settings: Settings) -> str:
@@ -64,7 +99,9 @@ def redis_url(settings: Settings) -> str:
 
 def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
     """Build the process's objects. Nothing connects until first used."""
-    config = load_config(settings.config)
+    config = load_config(settings.config, blocks=CONFIG_BLOCKS)
+    if settings.sandbox:
+        config = with_sandbox(config, settings.sandbox_port)
     db = Database(settings.effective_database_url)
     broker = build_broker(redis_url(settings), broker=settings.broker, jobs=settings.jobs)
     # after_* hooks run in reverse order: before Retries means we see its decision
@@ -77,7 +114,14 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
         jobs=settings.jobs,
         data_dir=settings.data_dir,
         test_hooks=settings.test_hooks,
-        processors={"generic": process_generic_event},
+        processors={
+            "generic": process_generic_event,
+            "getcourse": process_getcourse_callback,
+            "amocrm": process_amocrm_webhook,
+        },
+        platforms=build_platforms(
+            settings, config, db, broker.client, sandbox=bool(settings.sandbox)
+        ),
     )
     if with_actors:
         register_actors(broker, context, time_limit_ms=settings.jobs.time_limit_ms)

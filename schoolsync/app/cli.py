@@ -31,6 +31,10 @@ app = typer.Typer(
 )
 failures_app = typer.Typer(help="See what failed and replay it.", no_args_is_help=True)
 app.add_typer(failures_app, name="failures")
+inbox_app = typer.Typer(help="Stored webhooks: replay one.", no_args_is_help=True)
+app.add_typer(inbox_app, name="inbox")
+amocrm_app = typer.Typer(help="Connect and inspect amoCRM accounts.", no_args_is_help=True)
+app.add_typer(amocrm_app, name="amocrm")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -86,7 +90,7 @@ def check_config(
         )
         return
     try:
-        config = load_config(target, required=True)
+        config = load_config(target, required=True, blocks=_blocks())
     except ConfigFileError as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
@@ -164,18 +168,24 @@ def run(host: Host = None, port: Port = None) -> None:
     from schoolsync.core.db.migrate import upgrade
 
     settings = _settings()
-    _check_config_or_exit(settings)
+    config = _check_config_or_exit(settings)
     upgrade(Database(settings.effective_database_url))
     try:
-        code = run_all(settings, host=host or settings.host, port=port or settings.port)
+        code = run_all(settings, config, host=host or settings.host, port=port or settings.port)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code)
 
 
-def _check_config_or_exit(settings: Settings) -> None:
+def _blocks() -> Any:
+    from schoolsync.app.platforms import CONFIG_BLOCKS
+
+    return CONFIG_BLOCKS
+
+
+def _check_config_or_exit(settings: Settings) -> Any:
     try:
-        load_config(settings.config)
+        return load_config(settings.config, blocks=_blocks())
     except ConfigFileError as exc:
         raise _fail(f"the config file has problems:\n{exc}") from None
 
@@ -288,7 +298,6 @@ def failures_replay(
     who: Annotated[str | None, typer.Option(help="name recorded in the audit trail")] = None,
 ) -> None:
     """Run the failed job again from the start, with the same idempotency keys."""
-    from schoolsync.core.stores import audit
     from schoolsync.sync_jobs.replay import replay_failure
 
     runtime = _runtime(_settings())
@@ -298,11 +307,18 @@ def failures_replay(
         raise _fail(str(exc)) from None
     note = "" if ticket.enqueued else " (Redis unreachable: the relay will send it)"
     console.print(f"failure {failure_id}: job {ticket.job_id} queued again{note}")
+    _report_outcome(runtime, ticket.audit_id, wait)
+
+
+def _report_outcome(runtime: Any, audit_id: int, wait: float) -> None:
+    """Wait up to ``wait`` seconds for a replayed job's audit entry to settle; exit 1 if it failed."""
+    from schoolsync.core.stores import audit
+
     deadline = time.monotonic() + wait
     outcome = audit.PENDING
     while wait > 0 and time.monotonic() < deadline:
         with runtime.db.read() as conn:
-            entry = audit.get(conn, ticket.audit_id)
+            entry = audit.get(conn, audit_id)
         outcome = entry["outcome"] if entry else audit.PENDING
         if outcome != audit.PENDING:
             break
@@ -310,6 +326,148 @@ def failures_replay(
     console.print(f"outcome: {outcome}")
     if outcome == audit.FAILED:
         raise typer.Exit(1)
+
+
+@inbox_app.command("replay")
+def inbox_replay(
+    inbox_id: int,
+    wait: Annotated[
+        float, typer.Option(help="seconds to wait for the outcome (0: do not wait)")
+    ] = 60,
+    who: Annotated[str | None, typer.Option(help="name recorded in the audit trail")] = None,
+) -> None:
+    """Process a stored webhook again from the start (e.g. after fixing the config)."""
+    from schoolsync.sync_jobs.replay import replay_inbox_event
+
+    runtime = _runtime(_settings())
+    try:
+        ticket = replay_inbox_event(runtime.db, runtime.queue, inbox_id, who=who or _who())
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    note = "" if ticket.enqueued else " (Redis unreachable: the relay will send it)"
+    console.print(f"inbox event {inbox_id}: job {ticket.job_id} queued{note}")
+    _report_outcome(runtime, ticket.audit_id, wait)
+
+
+@app.command()
+def sandbox(
+    host: Host = None,
+    port: Annotated[
+        int | None, typer.Option(help="port [default: $SCHOOLSYNC_SANDBOX_PORT]")
+    ] = None,
+    getcourse_callback: Annotated[
+        str | None, typer.Option(help="the process callback URL template GetCourse calls")
+    ] = None,
+    amocrm_webhook: Annotated[
+        str | None, typer.Option(help="where the amoCRM sandbox sends account webhooks")
+    ] = None,
+) -> None:
+    """Serve the GetCourse and amoCRM sandboxes (fake platforms for trying schoolsync out)."""
+    import uvicorn
+
+    from schoolsync.app.platforms import SANDBOX_SECRETS
+    from schoolsync.sandbox.amocrm import AmoSandboxConfig
+    from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
+    from schoolsync.sandbox.server import create_app
+
+    settings = _settings()
+    asgi = create_app(
+        GetCourseSandboxConfig(
+            key=SANDBOX_SECRETS["sandbox_getcourse_key"], callback_url=getcourse_callback
+        ),
+        AmoSandboxConfig(
+            long_lived_token=SANDBOX_SECRETS["sandbox_amocrm_token"], webhook_url=amocrm_webhook
+        ),
+    )
+    uvicorn.run(
+        asgi,
+        host=host or settings.host,
+        port=port or settings.sandbox_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@amocrm_app.command("connect")
+def amocrm_connect(
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+    code: Annotated[
+        str | None, typer.Option(help="the authorization code (asked for when not given)")
+    ] = None,
+) -> None:
+    """Connect an OAuth amoCRM integration: print the authorize URL, exchange the code, store
+    the token pair."""
+    import secrets as token_generator
+
+    from schoolsync.connectors.amocrm.oauth import OAuthTokens, authorize_url
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    chosen = runtime.config.school(school) if school else runtime.config.default_school
+    if chosen is None:
+        raise _fail(f"no school '{school}' in {settings.config}")
+    setup = runtime.context.platforms.of(chosen.id).amocrm
+    if setup is None:
+        raise _fail(f"school '{chosen.id}' has no accounts.amocrm block in {settings.config}")
+    tokens = setup.tokens
+    if not isinstance(tokens, OAuthTokens):
+        raise _fail(f"school '{chosen.id}' uses a long-lived token; there is nothing to connect")
+    block = chosen.block("accounts.amocrm")
+    if not code:
+        url = authorize_url(block["client_id"], token_generator.token_urlsafe(16))
+        console.print("1. Open this address, signed in to amoCRM as an administrator:")
+        console.print(f"   {url}", markup=False)
+        console.print("2. Allow access; copy the `code` parameter of the address you land on.")
+        code = typer.prompt("code")
+    try:
+        pair = tokens.connect(code.strip())
+    except Exception as exc:  # a clear line, never a traceback with the code in it
+        raise _fail(f"amoCRM refused the code: {exc}") from None
+    console.print(
+        f"connected: school '{chosen.id}', account '{setup.account}'; the token is valid until "
+        f"{pair.expires_at:%Y-%m-%d %H:%M} UTC and is refreshed automatically"
+    )
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="first day to fetch, YYYY-MM-DD")],
+    school: Annotated[str | None, typer.Option(help="school id [default: every school]")] = None,
+) -> None:
+    """Fetch GetCourse orders created since a day and send them through the CRM intake."""
+    from datetime import date
+
+    from rich.progress import Progress
+
+    from schoolsync.sync_jobs.services.export_sync import export_sync
+
+    try:
+        first_day = date.fromisoformat(since)
+    except ValueError:
+        raise _fail(f"--since {since!r} is not a date like 2026-11-01") from None
+    settings = _settings()
+    runtime = _runtime(settings)
+    platforms = runtime.context.platforms
+    chosen = [school] if school else [s.id for s in runtime.config.schools]
+    chosen = [s for s in chosen if platforms.of(s).getcourse is not None]
+    if not chosen:
+        raise _fail("no school with a GetCourse account (accounts.getcourse) to backfill")
+    with Progress(console=console) as progress:
+        for school_id in chosen:
+            task = progress.add_task(f"{school_id}: waiting for the export", total=None)
+
+            def report(stage: str, done: int, total: int, task: Any = task) -> None:
+                if stage == "rows":
+                    progress.update(task, description="storing orders", completed=done, total=total)
+
+            result = export_sync(runtime.context, school_id, since=first_day, progress=report)
+            progress.update(task, completed=result.rows, total=max(result.rows, 1))
+            console.print(
+                f"{school_id}: {result.rows} rows, {result.orders} orders, {result.changed} new or "
+                f"changed (queued for the CRM), {len(result.problems)} skipped"
+            )
+            for problem in result.problems[:20]:
+                console.print(f"  skipped {problem}", markup=False)
 
 
 def main() -> None:

@@ -11,7 +11,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from schoolsync.app.platforms import SANDBOX_SECRETS
 from schoolsync.app.redis_embedded import EmbeddedRedis
+from schoolsync.connectors.getcourse.callbacks import callback_url
+from schoolsync.core.config import AppConfig
 from schoolsync.core.logging import get_logger
 from schoolsync.core.settings import Settings
 
@@ -76,7 +79,17 @@ class Supervisor:
             log.info("stopped", role=child.name)
 
 
-def run_all(settings: Settings, *, host: str, port: int) -> int:
+def wants_sandbox(settings: Settings, config: AppConfig) -> bool:
+    """The sandboxes run when asked, or by default when no school has a platform account."""
+    if settings.sandbox is not None:
+        return settings.sandbox
+    return not any(
+        school.block("accounts.getcourse") or school.block("accounts.amocrm")
+        for school in config.schools
+    )
+
+
+def run_all(settings: Settings, config: AppConfig, *, host: str, port: int) -> int:
     embedded: EmbeddedRedis | None = None
     env = dict(os.environ)
     env["SCHOOLSYNC_DATA_DIR"] = str(settings.data_dir)
@@ -84,12 +97,36 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
         embedded = EmbeddedRedis(settings.data_dir)
         env["SCHOOLSYNC_REDIS_URL"] = embedded.start()
     me = [sys.executable, "-m", "schoolsync"]
+    children = [
+        Child("web", [*me, "web", "--host", host, "--port", str(port)]),
+        Child("worker", [*me, "worker"]),
+        Child("scheduler", [*me, "scheduler"]),
+    ]
+    sandbox = wants_sandbox(settings, config)
+    env["SCHOOLSYNC_SANDBOX"] = "true" if sandbox else "false"
+    if sandbox:
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104 (a comparison)
+        webhooks = f"http://{local}:{port}/webhooks"
+        children.insert(
+            0,
+            Child(
+                "sandbox",
+                [
+                    *me,
+                    "sandbox",
+                    "--port",
+                    str(settings.sandbox_port),
+                    "--getcourse-callback",
+                    callback_url(
+                        f"{webhooks}/getcourse", SANDBOX_SECRETS["sandbox_getcourse_callback"]
+                    ),
+                    "--amocrm-webhook",
+                    f"{webhooks}/amocrm?secret={SANDBOX_SECRETS['sandbox_amocrm_webhook']}",
+                ],
+            ),
+        )
     supervisor = Supervisor(
-        [
-            Child("web", [*me, "web", "--host", host, "--port", str(port)]),
-            Child("worker", [*me, "worker"]),
-            Child("scheduler", [*me, "scheduler"]),
-        ],
+        children,
         env,
         stop_timeout_s=settings.worker.shutdown_timeout_ms / 1000 + 5,
     )
@@ -107,7 +144,14 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
         f"  health     {base}/healthz   {base}/readyz   metrics {base}/metrics\n"
         f"  failures   schoolsync failures list\n"
         f"  data       {settings.data_dir.resolve()}\n"
-        "Press Ctrl-C to stop.\n",
+        + (
+            f"  sandboxes  http://127.0.0.1:{settings.sandbox_port}/getcourse and /amocrm "
+            f"(try: curl -X POST http://127.0.0.1:{settings.sandbox_port}/getcourse/_sandbox/orders "
+            """-d '{"count": 5}')\n"""
+            if sandbox
+            else ""
+        )
+        + "Press Ctrl-C to stop.\n",
         flush=True,
     )
     try:

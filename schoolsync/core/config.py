@@ -8,6 +8,7 @@ are refused here: they come from the environment (``core.settings``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ class School(BaseModel):
                 f"unknown time zone {value!r} (use an IANA name like Europe/Moscow)"
             ) from None
         return value
+
+    def block(self, path: str) -> Any:
+        """The raw value at a dotted path inside this school (``"accounts.amocrm"``), or None."""
+        node: Any = self.model_dump()
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
 
     @property
     def tz(self) -> ZoneInfo:
@@ -108,7 +118,12 @@ class ConfigFileError(Exception):
         self.problems = problems
 
 
-def load_config(path: Path, *, required: bool = False) -> AppConfig:
+Blocks = Mapping[str, type[BaseModel]]
+"""Typed blocks inside each school, by dotted path (``"accounts.amocrm"``): each platform's
+connector and mapping bring their own model, so the core does not know the platforms."""
+
+
+def load_config(path: Path, *, required: bool = False, blocks: Blocks | None = None) -> AppConfig:
     """Read and validate the file at ``path``; a missing optional file means one default school.
 
     Raises:
@@ -119,10 +134,12 @@ def load_config(path: Path, *, required: bool = False) -> AppConfig:
             raise ConfigFileError([ConfigProblem(str(path), None, "", "file not found")])
         return AppConfig()
     text = path.read_text(encoding="utf-8")
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), blocks=blocks)
 
 
-def parse_config(text: str, *, source: str = "schoolsync.yaml") -> AppConfig:
+def parse_config(
+    text: str, *, source: str = "schoolsync.yaml", blocks: Blocks | None = None
+) -> AppConfig:
     """Validate YAML text; see ``load_config``."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -154,6 +171,26 @@ def parse_config(text: str, *, source: str = "schoolsync.yaml") -> AppConfig:
                 ConfigProblem(source, _line_of(root, file_loc), _dotted(file_loc), _message(error))
             )
         config = None
+    if config is not None:
+        for index, school in enumerate(config.schools):
+            for path, model in (blocks or {}).items():
+                value = school.block(path)
+                if value is None:
+                    continue
+                try:
+                    model.model_validate(value)
+                except ValidationError as exc:
+                    for error in exc.errors():
+                        loc = (*path.split("."), *error["loc"])
+                        file_loc = loc if single else ("schools", index, *loc)
+                        problems.append(
+                            ConfigProblem(
+                                source,
+                                _line_of(root, file_loc),
+                                _dotted(file_loc),
+                                _message(error),
+                            )
+                        )
     if problems or config is None:
         raise ConfigFileError(problems)
     return config

@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
 
     generic_secret: SecretStr | None = None
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "named secrets that schoolsync.yaml refers to by name (key_env: getcourse_key -> "
+            "SCHOOLSYNC_SECRETS__GETCOURSE_KEY)"
+        ),
+    )
+    sandbox: bool | None = Field(
+        default=None,
+        description=(
+            "serve the platform sandboxes and point schools without GetCourse/amoCRM accounts "
+            "at them; default: on for `run` when no school configures a platform"
+        ),
+    )
+    sandbox_port: int = Field(default=8100, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
 
     environment: str = "development"
@@ -81,6 +96,14 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     jobs: JobSettings = JobSettings()
     worker: WorkerSettings = WorkerSettings()
+
+    def secret(self, name: str) -> str | None:
+        """The value of a named secret (names are case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.secrets.items():
+            if key.lower() == wanted:
+                return value.get_secret_value()
+        return None
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,8 @@ import dramatiq
 
 from schoolsync.core.errors import RetryableError
 from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.crm_push import PUSH_ACTOR, push_orders
+from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
 from schoolsync.sync_jobs.services.inbox_events import process_inbox_event
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
 
@@ -25,9 +27,19 @@ def _relay_jobs(ctx: JobContext) -> None:
     relay_jobs(ctx)
 
 
+def _push_orders(ctx: JobContext, *, school: str) -> None:
+    push_orders(ctx, school)
+
+
+def _export_sync(ctx: JobContext, *, school: str) -> None:
+    export_sync(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     RELAY_ACTOR: _relay_jobs,
+    PUSH_ACTOR: _push_orders,
+    EXPORT_ACTOR: _export_sync,
 }
 
 

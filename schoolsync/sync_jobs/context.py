@@ -9,6 +9,7 @@ from pathlib import Path
 from schoolsync.core.config import AppConfig
 from schoolsync.core.db import Database
 from schoolsync.core.settings import JobSettings
+from schoolsync.sync_jobs.platforms import Platforms
 from schoolsync.sync_jobs.queue import JobQueue
 
 
@@ -20,6 +21,7 @@ class JobContext:
     jobs: JobSettings
     data_dir: Path
     test_hooks: bool = False
+    platforms: Platforms | None = None
     # inbox source name -> processor(context, inbox row id, job id)
     processors: dict[str, Callable[[JobContext, int, int | None], None]] = field(
         default_factory=dict

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
-from schoolsync.core.stores import audit, failures, jobs
+from schoolsync.core.stores import audit, failures, inbox, jobs
+from schoolsync.sync_jobs.actors import PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.queue import JobQueue
 
 
@@ -47,3 +49,51 @@ def replay_failure(db: Database, queue: JobQueue, failure_id: int, *, who: str) 
         ref = jobs.ref(row)
     enqueued = queue.send([ref])
     return ReplayTicket(failure_id, job_id, audit_id, enqueued)
+
+
+@dataclass(frozen=True)
+class InboxReplayTicket:
+    inbox_id: int
+    job_id: int
+    audit_id: int
+    enqueued: bool
+
+
+def replay_inbox_event(
+    db: Database, queue: JobQueue, inbox_id: int, *, who: str
+) -> InboxReplayTicket:
+    """Process a stored webhook again from the start (after a config fix, or to re-sync).
+
+    Processing is idempotent: an order already in the CRM is updated, never created twice.
+
+    Raises:
+        ConfigError: no such event, or it was rejected (forged or malformed: never processed).
+    """
+    with db.write() as conn:
+        row = inbox.get(conn, inbox_id)
+        if row is None:
+            raise ConfigError(f"inbox event {inbox_id} does not exist")
+        if row["status"] == inbox.REJECTED:
+            raise ConfigError(
+                f"inbox event {inbox_id} was rejected ({row['reject_reason']}); it is never processed"
+            )
+        inbox.mark_received(conn, inbox_id)
+        ref = jobs.add(
+            conn,
+            school=row["school"],
+            actor=PROCESS_INBOX_EVENT,
+            args={"inbox_id": inbox_id},
+            dedup_key=f"inbox:{inbox_id}:replay:{uuid.uuid4().hex}",
+        )
+        assert ref is not None
+        audit_id = audit.add(
+            conn,
+            school=row["school"],
+            who=who,
+            action="replay",
+            target=f"inbox:{inbox_id}",
+            detail={"source": row["source"]},
+            job_id=ref.id,
+        )
+    enqueued = queue.send([ref])
+    return InboxReplayTicket(inbox_id, ref.id, audit_id, enqueued)

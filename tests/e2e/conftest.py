@@ -135,6 +135,7 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             SCHOOLSYNC_JOBS__ENQUEUE_GRACE_S="1",
             SCHOOLSYNC_WORKER__PROCESSES="2",
             SCHOOLSYNC_WORKER__THREADS="8",
+            SCHOOLSYNC_SANDBOX="false",
         )
         env.update(overrides)
         service = Service(tmp_path, env)

@@ -11,6 +11,7 @@ Answers: 200 stored (or duplicate of a stored event), 400 malformed (stored as r
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl, urlencode
 from uuid import uuid4
 
 from prometheus_client import Counter
@@ -74,7 +75,7 @@ class WebhookEndpoint:
             dedup_key=accepted.dedup_key,
             body=raw.body,
             headers=raw.headers,
-            query=raw.query,
+            query=without_secrets(raw.query),
             remote_addr=raw.remote_addr,
         )
         try:
@@ -120,7 +121,7 @@ class WebhookEndpoint:
             dedup_key=f"rejected:{uuid4().hex}",
             body=raw.body,
             headers=raw.headers,
-            query=raw.query,
+            query=without_secrets(raw.query),
             remote_addr=raw.remote_addr,
             status=REJECTED,
             reject_reason=f"{reason}: {detail}",
@@ -130,3 +131,14 @@ class WebhookEndpoint:
         except Exception as exc:  # the answer stays the same; the sender learns nothing more
             log.error("could not keep rejected webhook", source=name, error=str(exc))
         return JSONResponse({"error": detail}, status_code=status)
+
+
+_SECRET_PARAMS = frozenset({"secret", "key", "token"})
+
+
+def without_secrets(query: str) -> str:
+    """The query string as stored: URL secrets (``?secret=``) are checked, never kept."""
+    if not any(f"{name}=" in query for name in _SECRET_PARAMS):
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs])

@@ -174,3 +174,60 @@ schedule_slots = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("school", "name", "slot"),
 )
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    # OAuth token pairs and the like that a platform hands us at run time (not config secrets).
+    _school(),
+    sa.Column("platform", sa.String(40), nullable=False),
+    sa.Column("account", sa.String(120), nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    # bumped on every write: a compare-and-set guard for single-use refresh tokens
+    sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("school", "platform", "account"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    # The mirror of platform orders (GetCourse deals) and where each stands on its way to the CRM.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("platform", sa.String(40), nullable=False),
+    sa.Column("account", sa.String(120), nullable=False),
+    sa.Column("number", sa.String(60), nullable=False),
+    sa.Column("external_id", sa.String(60)),
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("data", JSONType, nullable=False),  # the domain Order as JSON
+    # bumped whenever data changes; the CRM push records which version it sent
+    sa.Column("version", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("crm_sent_version", sa.Integer()),
+    sa.Column("created_at", Timestamp),  # on the platform
+    sa.Column("updated_at", Timestamp, nullable=False),
+    # CRM push: none | pending -> sending -> synced | failed
+    sa.Column("crm_state", sa.String(20), nullable=False, server_default="none"),
+    sa.Column("crm_claim", sa.String(64)),
+    sa.Column("crm_claimed_at", Timestamp),
+    sa.Column("crm_maybe_sent_at", Timestamp),
+    sa.Column("crm_tries", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("crm_error", sa.Text()),
+    sa.Column("crm_synced_at", Timestamp),
+    sa.UniqueConstraint("school", "platform", "account", "number"),
+    sa.Index("ix_orders_crm_state", "school", "crm_state", "updated_at"),
+)
+
+contact_index = sa.Table(
+    "contact_index",
+    metadata,
+    # Which CRM contact an email or E.164 phone belongs to, mirrored from the CRM incrementally.
+    _school(),
+    sa.Column("platform", sa.String(40), nullable=False),
+    sa.Column("account", sa.String(120), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # email | phone
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("contact_id", sa.String(60), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("school", "platform", "account", "kind", "value"),
+)

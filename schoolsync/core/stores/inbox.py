@@ -80,3 +80,12 @@ def count_by_status(conn: Connection) -> dict[tuple[str, str], int]:
         )
     )
     return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def mark_received(conn: Connection, inbox_id: int) -> None:
+    """Make a processed event due for processing again (a replay)."""
+    conn.execute(
+        sa.update(inbox)
+        .where(inbox.c.id == inbox_id, inbox.c.status != REJECTED)
+        .values(status=RECEIVED, processed_at=None)
+    )

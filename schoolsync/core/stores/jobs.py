@@ -102,6 +102,27 @@ def add_many(
     ]
 
 
+def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | None:
+    """A job of ``actor`` (dedup key starting with ``dedup_prefix``) that has not started yet.
+
+    On PostgreSQL the row is locked until the caller commits, so it cannot be claimed (and
+    start) before the caller's changes are visible to it.
+    """
+    stmt = (
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.status == QUEUED,
+            jobs.c.actor == actor,
+            jobs.c.dedup_key.startswith(dedup_prefix, autoescape=True),
+        )
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    found = conn.execute(stmt).scalar()
+    return None if found is None else int(found)
+
+
 def ref(row: RowMapping) -> JobRef:
     return JobRef(int(row["id"]), str(row["actor"]), str(row["queue"]), dict(row["args"]))
 

@@ -1,0 +1,222 @@
+"""Build each school's platform clients from its config blocks and the named secrets.
+
+The config says where an account is and names its secrets; the environment holds the values
+(``SCHOOLSYNC_SECRETS__<NAME>``). With the sandbox on, a school that configures no GetCourse or
+amoCRM account gets the local sandboxes instead, with their well-known test credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from pydantic import BaseModel
+
+from schoolsync.connectors.amocrm.client import AmoCrmClient
+from schoolsync.connectors.amocrm.config import AmoCrmAccount
+from schoolsync.connectors.amocrm.oauth import LongLivedToken, OAuthApp, OAuthTokens
+from schoolsync.connectors.amocrm.webhooks import AmoCrmWebhook
+from schoolsync.connectors.getcourse.callbacks import GetCourseCallbacks
+from schoolsync.connectors.getcourse.client import GetCourseClient
+from schoolsync.connectors.getcourse.config import GetCourseAccount
+from schoolsync.connectors.getcourse.exports import ExportBudget, GetCourseExports
+from schoolsync.connectors.http import Endpoint, build_client
+from schoolsync.connectors.inbound import WebhookSource
+from schoolsync.connectors.pacing import Pacer
+from schoolsync.core.config import AppConfig, School
+from schoolsync.core.db import Database
+from schoolsync.core.errors import ConfigError
+from schoolsync.core.settings import Settings
+from schoolsync.mappings.amocrm import AmoCrmMapping
+from schoolsync.mappings.getcourse import GetCourseMapping
+from schoolsync.sync_jobs.platforms import AmoCrmSetup, GetCourseSetup, Platforms, SchoolPlatforms
+
+CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
+    "accounts.getcourse": GetCourseAccount,
+    "accounts.amocrm": AmoCrmAccount,
+    "mappings.getcourse": GetCourseMapping,
+    "mappings.amocrm": AmoCrmMapping,
+}
+
+# The sandboxes' well-known test credentials (not secrets: they open nothing real).
+SANDBOX_SECRETS = {
+    "sandbox_getcourse_key": "sandbox-secret-key",
+    "sandbox_getcourse_callback": "sandbox-callback-secret",
+    "sandbox_amocrm_token": "sandbox-long-lived-token",
+    "sandbox_amocrm_webhook": "sandbox-amocrm-webhook-secret",
+}
+
+
+def sandbox_blocks(port: int) -> dict[str, dict[str, Any]]:
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "accounts.getcourse": {
+            "account": "sandbox",
+            "base_url": f"{base}/getcourse",
+            "key_env": "sandbox_getcourse_key",
+            "callback_secret_env": "sandbox_getcourse_callback",
+            "timezone": "Europe/Moscow",
+        },
+        "accounts.amocrm": {
+            "account": "sandbox",
+            "base_url": f"{base}/amocrm",
+            "long_lived_token_env": "sandbox_amocrm_token",
+            "webhook_secret_env": "sandbox_amocrm_webhook",
+        },
+        "mappings.amocrm": {
+            "pipeline_id": 1000,
+            "stages": {
+                "new": 1002,
+                "not_confirmed": 1002,
+                "in_work": 1003,
+                "payment_waiting": 1003,
+                "part_payed": 1003,
+                "pending": 1003,
+                "waiting_for_return": 1003,
+                "payed": 142,
+                "cancelled": 143,
+                "false": 143,
+            },
+            "fields": {"order_number": 5001, "product": 5002, "payment_link": 5003},
+        },
+    }
+
+
+def with_sandbox(config: AppConfig, port: int) -> AppConfig:
+    """Point every school without its own GetCourse / amoCRM block at the sandboxes."""
+    schools = []
+    for school in config.schools:
+        data = school.model_dump()
+        for path, value in sandbox_blocks(port).items():
+            section, name = path.split(".")
+            if not (data.get(section) or {}).get(name) and not (
+                path == "mappings.amocrm" and school.block("accounts.amocrm")
+            ):
+                data.setdefault(section, {})[name] = value
+        schools.append(School.model_validate(data))
+    return AppConfig(schools=schools)
+
+
+class SecretLookup:
+    def __init__(self, settings: Settings, *, sandbox: bool) -> None:
+        self.settings = settings
+        self.sandbox = sandbox
+        self.missing: list[str] = []
+
+    def __call__(self, name: str | None, what: str) -> str:
+        if not name:
+            return ""
+        if self.sandbox and name in SANDBOX_SECRETS:
+            return SANDBOX_SECRETS[name]
+        value = self.settings.secret(name)
+        if value is None:
+            self.missing.append(f"{what}: set SCHOOLSYNC_SECRETS__{name.upper()}")
+            return ""
+        return value
+
+
+def build_platforms(
+    settings: Settings, config: AppConfig, db: Database, client: redis.Redis, *, sandbox: bool
+) -> Platforms:
+    """Clients for every configured account. Nothing connects until used.
+
+    Raises:
+        ConfigError: naming every secret the config refers to that the environment lacks.
+    """
+    secret = SecretLookup(settings, sandbox=sandbox)
+    platforms = Platforms(redis=client)
+    for school in config.schools:
+        found = SchoolPlatforms()
+        gc_block = school.block("accounts.getcourse")
+        if gc_block:
+            account = GetCourseAccount.model_validate(gc_block)
+            key = secret(account.key_env, f"schools[{school.id}].accounts.getcourse.key_env")
+            http = build_client(account.base_url, timeout=account.timeout_s)
+            endpoint = account.endpoint
+            budget = ExportBudget(
+                client, account.account, account.export_budget, account.export_window_s
+            )
+            gc_mapping = school.block("mappings.getcourse")
+            found.getcourse = GetCourseSetup(
+                account=account.account,
+                client=GetCourseClient(http, endpoint, key),
+                exports=GetCourseExports(http, endpoint, key, budget, tz=account.timezone),
+                tz=account.tz,
+                mapping=GetCourseMapping.model_validate(gc_mapping) if gc_mapping else None,
+                export_every_s=account.export_every_s,
+            )
+        amo_block = school.block("accounts.amocrm")
+        if amo_block:
+            amo = AmoCrmAccount.model_validate(amo_block)
+            where = f"schools[{school.id}].accounts.amocrm"
+            http = build_client(amo.base_url, timeout=amo.timeout_s)
+            endpoint = Endpoint("amocrm", amo.account)
+            tokens: LongLivedToken | OAuthTokens
+            if amo.auth == "long_lived":
+                tokens = LongLivedToken(
+                    secret(amo.long_lived_token_env, f"{where}.long_lived_token_env"),
+                    endpoint=endpoint,
+                )
+            else:
+                app = OAuthApp(
+                    client_id=amo.client_id or "",
+                    client_secret=secret(amo.client_secret_env, f"{where}.client_secret_env"),
+                    redirect_uri=amo.redirect_uri or "",
+                )
+                tokens = OAuthTokens(
+                    db=db,
+                    redis=client,
+                    http=http,
+                    endpoint=endpoint,
+                    school=school.id,
+                    app=app,
+                    namespace=settings.broker.namespace,
+                )
+            pacer = Pacer(
+                client,
+                "amocrm",
+                amo.account,
+                rate=amo.rate_per_s,
+                namespace=settings.broker.namespace,
+            )
+            amo_mapping = school.block("mappings.amocrm")
+            found.amocrm = AmoCrmSetup(
+                account=amo.account,
+                client=AmoCrmClient(http, endpoint, tokens, pacer),
+                mapping=AmoCrmMapping.model_validate(amo_mapping) if amo_mapping else None,
+                tokens=tokens,
+            )
+        platforms.schools[school.id] = found
+    if secret.missing:
+        raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
+    return platforms
+
+
+def webhook_sources(
+    settings: Settings, config: AppConfig, *, sandbox: bool
+) -> dict[str, WebhookSource]:
+    """GetCourse callbacks and amoCRM webhooks, verified by the secrets in their URLs."""
+    secret = SecretLookup(settings, sandbox=sandbox)
+    callbacks: dict[str, str] = {}
+    timezones: dict[str, str] = {}
+    amo_secrets: dict[str, str] = {}
+    for school in config.schools:
+        gc_block = school.block("accounts.getcourse")
+        if gc_block:
+            account = GetCourseAccount.model_validate(gc_block)
+            value = secret(account.callback_secret_env, "getcourse callback secret")
+            if value:
+                callbacks[value] = school.id
+                timezones[school.id] = account.timezone
+        amo_block = school.block("accounts.amocrm")
+        if amo_block:
+            amo = AmoCrmAccount.model_validate(amo_block)
+            value = secret(amo.webhook_secret_env, "amocrm webhook secret")
+            if value:
+                amo_secrets[value] = school.id
+    found: dict[str, WebhookSource] = {}
+    if callbacks:
+        found["getcourse"] = GetCourseCallbacks(callbacks, timezones=timezones)
+    if amo_secrets:
+        found["amocrm"] = AmoCrmWebhook(amo_secrets)
+    return found

@@ -1,0 +1,240 @@
+"""The order mirror and each order's way to the CRM.
+
+``crm_state``: ``none`` (nothing to send) -> ``pending`` -> ``sending`` (claimed by a push; the
+CRM may or may not have it) -> ``synced``, or ``failed`` (a person must act). A change that
+arrives while an order is being sent bumps ``version``; the push only marks ``synced`` the version
+it sent, so the newer data goes out next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from schoolsync.core.clock import as_utc, utcnow
+from schoolsync.core.db.tables import orders
+from schoolsync.core.domain import Order
+
+NONE, PENDING, SENDING, SYNCED, FAILED = "none", "pending", "sending", "synced", "failed"
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    id: int
+    order: Order
+    version: int
+    crm_state: str
+    crm_tries: int
+    # an earlier push that may have reached the CRM started then (a timeout, a 5xx, a crash):
+    # the lead may exist without our link; look for leads created since
+    maybe_sent_at: datetime | None = None
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """New values win; a field the new source does not know (None) keeps what we had."""
+    merged = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            merged[key] = _merge(old[key], value)
+        elif value is not None:
+            merged[key] = value
+    return merged
+
+
+def upsert(conn: Connection, school: str, order: Order, *, push: bool = True) -> tuple[int, bool]:
+    """Store ``order`` (merged into what we have); returns (row id, whether anything changed).
+
+    With ``push`` the order is queued for the CRM when it changed or was never synced; an
+    unchanged, synced order is left alone (a duplicate callback does nothing).
+    """
+    now = utcnow()
+    data = order.model_dump(mode="json")
+    key = (
+        (orders.c.school == school)
+        & (orders.c.platform == order.platform)
+        & (orders.c.account == order.account)
+        & (orders.c.number == order.number)
+    )
+    row = conn.execute(sa.select(orders).where(key)).mappings().first()
+    if row is None:
+        new_id = conn.execute(
+            sa.insert(orders)
+            .values(
+                school=school,
+                platform=order.platform,
+                account=order.account,
+                number=order.number,
+                external_id=order.external_id,
+                status=order.status.value,
+                data=data,
+                created_at=order.created_at,
+                updated_at=now,
+                version=1,
+                crm_state=PENDING if push else NONE,
+            )
+            .returning(orders.c.id)
+        ).scalar_one()
+        return int(new_id), True
+    merged = _merge(dict(row["data"]), data)
+    changed = merged != row["data"]
+    values: dict[str, Any] = {}
+    if changed:
+        values.update(
+            data=merged,
+            status=merged["status"],
+            external_id=merged.get("external_id"),
+            version=row["version"] + 1,
+            updated_at=now,
+        )
+    # a sending order goes out again once its push sees the newer version
+    if push and (changed or row["crm_state"] in (NONE, FAILED)) and row["crm_state"] != SENDING:
+        values["crm_state"] = PENDING
+        values["crm_error"] = None
+    if values:
+        conn.execute(sa.update(orders).where(orders.c.id == row["id"]).values(**values))
+    return int(row["id"]), changed
+
+
+def requeue(conn: Connection, school: str, numbers: Sequence[str] | None = None) -> int:
+    """Mark orders pending again (replay, backfill); returns how many."""
+    stmt = sa.update(orders).where(orders.c.school == school, orders.c.crm_state != SENDING)
+    if numbers is not None:
+        stmt = stmt.where(orders.c.number.in_(list(numbers)))
+    return conn.execute(stmt.values(crm_state=PENDING, crm_error=None)).rowcount
+
+
+def _stored(row: Any) -> StoredOrder:
+    return StoredOrder(
+        id=int(row["id"]),
+        order=Order.model_validate(row["data"]),
+        version=int(row["version"]),
+        crm_state=str(row["crm_state"]),
+        crm_tries=int(row["crm_tries"]),
+        maybe_sent_at=_maybe_sent_at(row),
+    )
+
+
+def _maybe_sent_at(row: Any) -> datetime | None:
+    if row["crm_maybe_sent_at"] is not None:
+        return as_utc(row["crm_maybe_sent_at"])
+    if row["crm_state"] == SENDING and row["crm_claimed_at"] is not None:
+        return as_utc(row["crm_claimed_at"])  # a push died holding it
+    return None
+
+
+def claim(
+    conn: Connection,
+    school: str,
+    *,
+    limit: int,
+    claim_id: str,
+    stale_before: datetime,
+    exclude: Sequence[int] = (),
+) -> list[StoredOrder]:
+    """Take up to ``limit`` pending orders (and sends abandoned before ``stale_before``) for one
+    push, oldest first; each one's ``crm_tries`` counts the attempt."""
+    due = (orders.c.crm_state == PENDING) | (
+        (orders.c.crm_state == SENDING) & (orders.c.crm_claimed_at < stale_before)
+    )
+    stmt = sa.select(orders).where(orders.c.school == school, due)
+    if exclude:
+        stmt = stmt.where(orders.c.id.notin_(list(exclude)))
+    stmt = stmt.order_by(orders.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = conn.execute(stmt).mappings().all()
+    if not rows:
+        return []
+    conn.execute(
+        sa.update(orders)
+        .where(orders.c.id.in_([r["id"] for r in rows]))
+        .values(
+            crm_state=SENDING,
+            crm_claim=claim_id,
+            crm_claimed_at=utcnow(),
+            crm_tries=orders.c.crm_tries + 1,
+        )
+    )
+    return [_stored(r) for r in rows]
+
+
+def claim_ids(conn: Connection, ids: Sequence[int]) -> None:
+    """Claim the given pending orders again (a push resending them one by one)."""
+    conn.execute(
+        sa.update(orders)
+        .where(orders.c.id.in_(list(ids)), orders.c.crm_state == PENDING)
+        .values(crm_state=SENDING, crm_claimed_at=utcnow(), crm_tries=orders.c.crm_tries + 1)
+    )
+
+
+def release(conn: Connection, ids: Sequence[int], *, maybe_sent: bool = False) -> None:
+    """Give claimed orders back. ``maybe_sent``: the platform may have applied the request (a
+    timeout or 5xx), so the attempt still counts and the next push looks for what it created."""
+    if ids:
+        values: dict[str, Any] = {"crm_state": PENDING, "crm_claim": None}
+        if maybe_sent:
+            values["crm_maybe_sent_at"] = sa.func.coalesce(
+                orders.c.crm_maybe_sent_at, orders.c.crm_claimed_at
+            )
+        else:
+            values["crm_tries"] = orders.c.crm_tries - 1
+        conn.execute(
+            sa.update(orders)
+            .where(orders.c.id.in_(list(ids)), orders.c.crm_state == SENDING)
+            .values(**values)
+        )
+
+
+def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]]) -> None:
+    """``sent``: (order id, version sent). Newer versions go back to pending."""
+    now = utcnow()
+    for order_id, version in sent:
+        conn.execute(
+            sa.update(orders)
+            .where(orders.c.id == order_id)
+            .values(
+                crm_state=sa.case((orders.c.version == version, SYNCED), else_=PENDING),
+                crm_sent_version=version,
+                crm_synced_at=now,
+                crm_claim=None,
+                crm_error=None,
+                crm_maybe_sent_at=None,
+            )
+        )
+
+
+def mark_failed(conn: Connection, order_id: int, error: str) -> None:
+    conn.execute(
+        sa.update(orders)
+        .where(orders.c.id == order_id)
+        .values(crm_state=FAILED, crm_error=error[:2000], crm_claim=None)
+    )
+
+
+def get(conn: Connection, school: str, platform: str, account: str, number: str) -> Any:
+    return (
+        conn.execute(
+            sa.select(orders).where(
+                orders.c.school == school,
+                orders.c.platform == platform,
+                orders.c.account == account,
+                orders.c.number == number,
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+def count_by_state(conn: Connection, school: str) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(orders.c.crm_state, sa.func.count())
+        .where(orders.c.school == school)
+        .group_by(orders.c.crm_state)
+    ).all()
+    return {str(state): int(n) for state, n in rows}

@@ -1,0 +1,39 @@
+"""Both sandboxes behind one port: ``/getcourse/...`` and ``/amocrm/...``.
+
+Served by ``schoolsync sandbox`` and started by ``schoolsync run`` when no school configures a
+real account. Imports nothing of schoolsync outside ``sandbox``: it is written from the
+platforms' docs.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from schoolsync.sandbox.amocrm import AmoSandboxConfig
+from schoolsync.sandbox.amocrm import create_app as amocrm_app
+from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
+from schoolsync.sandbox.getcourse import create_app as getcourse_app
+
+
+async def _index(_: Request) -> JSONResponse:
+    return JSONResponse(
+        {
+            "sandboxes": {"getcourse": "/getcourse", "amocrm": "/amocrm"},
+            "control": ["/getcourse/_sandbox/state", "/amocrm/_sandbox/state"],
+        }
+    )
+
+
+def create_app(
+    getcourse: GetCourseSandboxConfig | None = None, amocrm: AmoSandboxConfig | None = None
+) -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/", _index),
+            Mount("/getcourse", app=getcourse_app(getcourse or GetCourseSandboxConfig())),
+            Mount("/amocrm", app=amocrm_app(amocrm or AmoSandboxConfig())),
+        ]
+    )

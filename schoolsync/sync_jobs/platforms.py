@@ -1,0 +1,47 @@
+"""The platform clients and mappings of each school, built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from schoolsync.connectors.amocrm.client import AmoCrmClient
+from schoolsync.connectors.amocrm.oauth import TokenProvider
+from schoolsync.connectors.getcourse.client import GetCourseClient
+from schoolsync.connectors.getcourse.exports import GetCourseExports
+from schoolsync.mappings.amocrm import AmoCrmMapping
+from schoolsync.mappings.getcourse import GetCourseMapping
+
+
+@dataclass
+class AmoCrmSetup:
+    account: str
+    client: AmoCrmClient
+    mapping: AmoCrmMapping | None
+    tokens: TokenProvider | None = None
+
+
+@dataclass
+class GetCourseSetup:
+    account: str
+    client: GetCourseClient
+    exports: GetCourseExports
+    tz: ZoneInfo
+    mapping: GetCourseMapping | None = None
+    export_every_s: int = 1800
+
+
+@dataclass
+class SchoolPlatforms:
+    amocrm: AmoCrmSetup | None = None
+    getcourse: GetCourseSetup | None = None
+
+
+@dataclass
+class Platforms:
+    redis: Any  # redis.Redis: locks shared by every worker process
+    schools: dict[str, SchoolPlatforms] = field(default_factory=dict)
+
+    def of(self, school: str) -> SchoolPlatforms:
+        return self.schools.get(school) or SchoolPlatforms()

@@ -1,0 +1,336 @@
+"""W1: pending orders -> amoCRM leads with their contacts, in batches of up to 50, once.
+
+One push at a time per school (a Redis lock shared by every worker process) drains the pending
+orders: each batch is claimed in the database, mapped, matched to known contacts (by email, then
+E.164 phone, from a contact index mirrored from the CRM), and sent as one
+``/api/v4/leads/complex`` request for new leads plus one ``PATCH /api/v4/leads`` for leads we
+already have. Links (order -> lead, order -> contact) and the contact index are written in the
+same transaction that marks the orders synced.
+
+Nothing twice: an order whose earlier push may have reached amoCRM (a timeout, a 5xx, a crash)
+is looked up first among the leads changed since then, by the order number in its custom field;
+if found, it is linked and updated instead of created again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import LockError
+
+from schoolsync.connectors.amocrm.models import ComplexResult, Lead
+from schoolsync.core.clock import utcnow
+from schoolsync.core.domain import normalize_email, normalize_phone
+from schoolsync.core.errors import RejectedError, RetryableError, UnavailableError, UnmappableError
+from schoolsync.core.logging import get_logger
+from schoolsync.core.stores import cursors, jobs, links
+from schoolsync.core.stores import orders as order_store
+from schoolsync.core.stores.orders import StoredOrder
+from schoolsync.mappings.amocrm import LeadDraft, lead_for
+from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.platforms import AmoCrmSetup
+
+log = get_logger(__name__)
+
+PUSH_ACTOR = "push_orders_to_crm"
+BATCH = 50
+ORDER = ("getcourse", "order")
+LEAD = ("amocrm", "lead")
+CONTACT = ("amocrm", "contact")
+_CLAIM_STALE = timedelta(minutes=10)
+_DRAIN_BUDGET_S = 120.0
+_CONTACT_INDEX_EVERY_S = 30.0
+
+
+def schedule_push(conn: Any, school: str) -> jobs.JobRef | None:
+    """Ask for a push in the caller's transaction, unless one is already waiting to start (it
+    will see this transaction's orders: it is claimed only after the commit)."""
+    waiting = jobs.find_waiting(conn, actor=PUSH_ACTOR, dedup_prefix=f"crm-push:{school}:")
+    if waiting:
+        return None
+    return jobs.add(
+        conn,
+        school=school,
+        actor=PUSH_ACTOR,
+        args={"school": school},
+        dedup_key=f"crm-push:{school}:{uuid.uuid4().hex}",
+    )
+
+
+@dataclass
+class _Batch:
+    claimed: list[StoredOrder]
+    drafts: dict[int, LeadDraft]
+    lead_ids: dict[int, str]  # order row id -> existing lead id
+    contact_ids: dict[int, str]  # order row id -> existing contact id
+
+
+def push_orders(ctx: JobContext, school: str) -> int:
+    """Drain the school's pending orders into amoCRM; returns how many were synced."""
+    setup = ctx.platforms.of(school).amocrm if ctx.platforms else None
+    if setup is None or setup.mapping is None:
+        log.info("no amoCRM account or mapping for this school; nothing to push", school=school)
+        return 0
+    assert ctx.platforms is not None
+    started = time.monotonic()
+    synced = 0
+    while True:
+        lock = ctx.platforms.redis.lock(f"schoolsync:lock:crm-push:{school}", timeout=180)
+        if not lock.acquire(blocking=False):
+            return synced  # the holder drains, and looks again after it lets go
+        try:
+            while True:
+                done = _push_batch(ctx, school, setup)
+                synced += done
+                if done == 0 and not _has_pending(ctx, school):
+                    break
+                lock.reacquire()
+                if time.monotonic() - started > _DRAIN_BUDGET_S:
+                    _continue_later(ctx, school)
+                    return synced
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                log.warning("push lock expired before release", school=school)
+        # a push asked for while we held the lock gave up: look once more
+        if not _has_pending(ctx, school):
+            return synced
+
+
+def _has_pending(ctx: JobContext, school: str) -> bool:
+    with ctx.db.read() as conn:
+        return order_store.count_by_state(conn, school).get(order_store.PENDING, 0) > 0
+
+
+def _continue_later(ctx: JobContext, school: str) -> None:
+    with ctx.db.write() as conn:
+        ref = jobs.add(
+            conn,
+            school=school,
+            actor=PUSH_ACTOR,
+            args={"school": school},
+            dedup_key=f"crm-push:{school}:{uuid.uuid4().hex}",
+        )
+    if ref is not None:
+        ctx.queue.send([ref])
+
+
+def _push_batch(ctx: JobContext, school: str, setup: AmoCrmSetup) -> int:
+    claim_id = uuid.uuid4().hex
+    with ctx.db.write() as conn:
+        claimed = order_store.claim(
+            conn, school, limit=BATCH, claim_id=claim_id, stale_before=utcnow() - _CLAIM_STALE
+        )
+    if not claimed:
+        return 0
+    try:
+        _refresh_contact_index(ctx, school, setup)
+        batch = _prepare(ctx, school, setup, claimed)
+    except RetryableError:
+        with ctx.db.write() as conn:
+            order_store.release(conn, [o.id for o in claimed])
+        raise
+    return _send(ctx, school, setup, batch)
+
+
+def _prepare(
+    ctx: JobContext, school: str, setup: AmoCrmSetup, claimed: list[StoredOrder]
+) -> _Batch:
+    assert setup.mapping is not None
+    drafts: dict[int, LeadDraft] = {}
+    failed: list[tuple[int, str]] = []
+    for stored in claimed:
+        try:
+            drafts[stored.id] = lead_for(stored.order, setup.mapping, school=school)
+        except UnmappableError as exc:
+            failed.append((stored.id, exc.message))
+            log.error("order cannot be mapped to a lead", school=school, error=exc.message)
+    numbers = [o.order.number for o in claimed if o.id in drafts]
+    with ctx.db.write() as conn:
+        for order_id, message in failed:
+            order_store.mark_failed(conn, order_id, message)
+        lead_by_number = links.targets(conn, school, ORDER, numbers, LEAD)
+        by_email = links.find_contacts(
+            conn,
+            school,
+            "amocrm",
+            setup.account,
+            "email",
+            [d.email for d in drafts.values() if d.email],
+        )
+        by_phone = links.find_contacts(
+            conn,
+            school,
+            "amocrm",
+            setup.account,
+            "phone",
+            [d.phone for d in drafts.values() if d.phone],
+        )
+    active = [o for o in claimed if o.id in drafts]
+    lead_ids = {
+        o.id: lead_by_number[o.order.number] for o in active if o.order.number in lead_by_number
+    }
+    lost = [o for o in active if o.id not in lead_ids and o.maybe_sent_at is not None]
+    if lost:
+        lead_ids.update(_find_hidden_leads(setup, lost, drafts))
+    contact_ids: dict[int, str] = {}
+    postponed: list[int] = []
+    new_contact_keys: set[str] = set()
+    for stored in active:
+        draft = drafts[stored.id]
+        known = (by_email.get(draft.email) if draft.email else None) or (
+            by_phone.get(draft.phone) if draft.phone else None
+        )
+        if known:
+            contact_ids[stored.id] = known
+        elif stored.id not in lead_ids:
+            keys = {k for k in (draft.email, draft.phone) if k}
+            if keys & new_contact_keys:
+                postponed.append(stored.id)  # same new person twice: one contact, next batch
+                continue
+            new_contact_keys |= keys
+    if postponed:
+        with ctx.db.write() as conn:
+            order_store.release(conn, postponed)
+    keep = [o for o in active if o.id not in postponed]
+    return _Batch(keep, drafts, lead_ids, contact_ids)
+
+
+def _find_hidden_leads(
+    setup: AmoCrmSetup, lost: list[StoredOrder], drafts: dict[int, LeadDraft]
+) -> dict[int, str]:
+    """Leads created by a push whose answer we never got, found by the order number field."""
+    assert setup.mapping is not None
+    since: datetime = min(o.maybe_sent_at for o in lost if o.maybe_sent_at) - timedelta(minutes=2)
+    wanted = {drafts[o.id].order_number: o.id for o in lost}
+    field_id = setup.mapping.fields.order_number
+    found: dict[int, str] = {}
+    for lead in setup.client.iter_leads(updated_since=since):
+        number = _field_value(lead, field_id)
+        if number in wanted:
+            found[wanted[number]] = str(lead.id)
+    if found:
+        log.info("found leads created by an unanswered push", count=len(found))
+    return found
+
+
+def _send(ctx: JobContext, school: str, setup: AmoCrmSetup, batch: _Batch) -> int:
+    updates = [o for o in batch.claimed if o.id in batch.lead_ids]
+    creates = [o for o in batch.claimed if o.id not in batch.lead_ids]
+    done_links: list[tuple[StoredOrder, str, str | None]] = []
+    sent_ids: list[int] = []
+    try:
+        if updates:
+            setup.client.update_leads(
+                [batch.drafts[o.id].update(batch.lead_ids[o.id]) for o in updates]
+            )
+            done_links += [(o, batch.lead_ids[o.id], batch.contact_ids.get(o.id)) for o in updates]
+            sent_ids += [o.id for o in updates]
+        if creates:
+            results = setup.client.leads_complex(
+                [
+                    batch.drafts[stored.id].create(
+                        request_id=str(index), contact_id=batch.contact_ids.get(stored.id)
+                    )
+                    for index, stored in enumerate(creates)
+                ]
+            )
+            by_request = {_request_id(r): r for r in results}
+            for index, stored in enumerate(creates):
+                result = by_request.get(str(index))
+                if result is None:
+                    raise UnavailableError(
+                        f"amoCRM answered {len(results)} results for {len(creates)} leads",
+                        platform="amocrm",
+                        account=setup.account,
+                    )
+                contact_id = result.contact_id or batch.contact_ids.get(stored.id)
+                done_links.append((stored, str(result.id), str(contact_id) if contact_id else None))
+    except RetryableError as exc:
+        _record(ctx, school, setup, batch, done_links)
+        pending = [o.id for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
+        with ctx.db.write() as conn:
+            order_store.release(conn, pending, maybe_sent=not _surely_not_applied(exc))
+        raise
+    except RejectedError as exc:
+        _record(ctx, school, setup, batch, done_links)
+        rest = [o for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
+        if len(rest) == 1:
+            with ctx.db.write() as conn:
+                order_store.mark_failed(conn, rest[0].id, exc.message)
+            log.error("amoCRM rejected a lead", school=school, error=exc.message)
+            return len(done_links)
+        # one bad lead refuses the whole batch: send them one by one to find it
+        with ctx.db.write() as conn:
+            order_store.release(conn, [o.id for o in rest])
+        for stored in rest:
+            single = _Batch([stored], batch.drafts, batch.lead_ids, batch.contact_ids)
+            with ctx.db.write() as conn:
+                order_store.claim_ids(conn, [stored.id])
+            _send(ctx, school, setup, single)
+        return len(done_links)
+    _record(ctx, school, setup, batch, done_links)
+    return len(done_links)
+
+
+def _surely_not_applied(exc: RetryableError) -> bool:
+    """A 429 is refused before anything happens; a timeout or 5xx may have been applied."""
+    return exc.status == 429
+
+
+def _record(
+    ctx: JobContext,
+    school: str,
+    setup: AmoCrmSetup,
+    batch: _Batch,
+    done: list[tuple[StoredOrder, str, str | None]],
+) -> None:
+    if not done:
+        return
+    with ctx.db.write() as conn:
+        index: list[tuple[str, str, str]] = []
+        for stored, lead_id, contact_id in done:
+            number = stored.order.number
+            links.put(conn, school, (*ORDER, number), (*LEAD, lead_id))
+            if contact_id:
+                links.put(conn, school, (*ORDER, number), (*CONTACT, contact_id))
+                draft = batch.drafts[stored.id]
+                if draft.email:
+                    index.append(("email", draft.email, contact_id))
+                if draft.phone:
+                    index.append(("phone", draft.phone, contact_id))
+        links.index_contacts(conn, school, "amocrm", setup.account, index)
+        order_store.mark_synced(conn, [(stored.id, stored.version) for stored, _, _ in done])
+
+
+def _refresh_contact_index(ctx: JobContext, school: str, setup: AmoCrmSetup) -> None:
+    """Mirror contacts changed in amoCRM since the last look (at most every 30 s)."""
+    name = f"amocrm:{setup.account}:contacts"
+    with ctx.db.read() as conn:
+        last = cursors.get(conn, school, name)
+    now = utcnow()
+    if last is not None and (now - last).total_seconds() < _CONTACT_INDEX_EVERY_S:
+        return
+    since = last - timedelta(minutes=1) if last is not None else None
+    entries: list[tuple[str, str, str]] = []
+    for contact in setup.client.iter_contacts(updated_since=since):
+        cid = str(contact.id)
+        entries += [("email", e, cid) for e in map(normalize_email, contact.emails()) if e]
+        entries += [("phone", p, cid) for p in map(normalize_phone, contact.phones()) if p]
+    with ctx.db.write() as conn:
+        links.index_contacts(conn, school, "amocrm", setup.account, entries)
+        cursors.put(conn, school, name, now)
+
+
+def _request_id(result: ComplexResult) -> str:
+    return result.request_id[0] if result.request_id else ""
+
+
+def _field_value(lead: Lead, field_id: int) -> str | None:
+    values = lead.field_values(field_id)
+    return values[0] if values else None
