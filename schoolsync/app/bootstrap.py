@@ -14,17 +14,21 @@ from schoolsync.core.config import AppConfig, load_config
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
-from schoolsync.sync_jobs.actors import PROCESS_INBOX_EVENT, register_actors
+from schoolsync.sync_jobs.actors import register_actors
 from schoolsync.sync_jobs.broker import LedgerBroker, build_broker
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.middleware import JobLedger
+from schoolsync.sync_jobs.names import PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.queue import JobQueue
 from schoolsync.sync_jobs.scheduler import Periodic
-from schoolsync.sync_jobs.services.crm_push import PUSH_ACTOR
+from schoolsync.sync_jobs.services.crm_push import LANES, PUSH_ACTOR
 from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
-from schoolsync.sync_jobs.services.order_intake import process_getcourse_callback
+from schoolsync.sync_jobs.services.order_intake import (
+    process_getcourse_callback,
+    process_getcourse_callbacks,
+)
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
 
 __all__ = ["PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
@@ -62,15 +66,16 @@ class Runtime:
         platforms = self.context.platforms
         for school_id, found in (platforms.schools if platforms else {}).items():
             if found.amocrm is not None:
-                schedule.append(
+                schedule += [
                     Periodic(
-                        name="crm-push-sweep",
+                        name=f"crm-push-sweep-{lane}",
                         actor=PUSH_ACTOR,
                         every_s=60,
                         school=school_id,
-                        args={"school": school_id},
+                        args={"school": school_id, "lane": lane},
                     )
-                )
+                    for lane in range(LANES)
+                ]
             if found.getcourse is not None:
                 schedule.append(
                     Periodic(
@@ -119,6 +124,7 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
             "getcourse": process_getcourse_callback,
             "amocrm": process_amocrm_webhook,
         },
+        batch_processors={"getcourse": process_getcourse_callbacks},
         platforms=build_platforms(
             settings, config, db, broker.client, sandbox=bool(settings.sandbox)
         ),

@@ -185,6 +185,7 @@ def build_platforms(
                 client=AmoCrmClient(http, endpoint, tokens, pacer),
                 mapping=AmoCrmMapping.model_validate(amo_mapping) if amo_mapping else None,
                 tokens=tokens,
+                batch_size=amo.batch_size,
             )
         platforms.schools[school.id] = found
     if secret.missing:

@@ -9,12 +9,11 @@ import dramatiq
 
 from schoolsync.core.errors import RetryableError
 from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.names import PROCESS_INBOX_BATCH, PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.services.crm_push import PUSH_ACTOR, push_orders
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
-from schoolsync.sync_jobs.services.inbox_events import process_inbox_event
+from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, process_inbox_event
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
-
-PROCESS_INBOX_EVENT = "process_inbox_event"
 
 
 def _process_inbox_event(ctx: JobContext, *, inbox_id: int) -> None:
@@ -23,12 +22,16 @@ def _process_inbox_event(ctx: JobContext, *, inbox_id: int) -> None:
     process_inbox_event(ctx, inbox_id, job_id)
 
 
+def _process_inbox_batch(ctx: JobContext, *, inbox_ids: list[int]) -> None:
+    process_inbox_batch(ctx, inbox_ids)
+
+
 def _relay_jobs(ctx: JobContext) -> None:
     relay_jobs(ctx)
 
 
-def _push_orders(ctx: JobContext, *, school: str) -> None:
-    push_orders(ctx, school)
+def _push_orders(ctx: JobContext, *, school: str, lane: int = 0) -> None:
+    push_orders(ctx, school, lane)
 
 
 def _export_sync(ctx: JobContext, *, school: str) -> None:
@@ -37,6 +40,7 @@ def _export_sync(ctx: JobContext, *, school: str) -> None:
 
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
+    PROCESS_INBOX_BATCH: _process_inbox_batch,
     RELAY_ACTOR: _relay_jobs,
     PUSH_ACTOR: _push_orders,
     EXPORT_ACTOR: _export_sync,

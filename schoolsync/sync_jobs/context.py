@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import RowMapping
+
 from schoolsync.core.config import AppConfig
 from schoolsync.core.db import Database
 from schoolsync.core.settings import JobSettings
@@ -24,5 +26,9 @@ class JobContext:
     platforms: Platforms | None = None
     # inbox source name -> processor(context, inbox row id, job id)
     processors: dict[str, Callable[[JobContext, int, int | None], None]] = field(
+        default_factory=dict
+    )
+    # inbox source name -> processor(context, inbox rows) for sources stored in batches
+    batch_processors: dict[str, Callable[[JobContext, list[RowMapping]], None]] = field(
         default_factory=dict
     )

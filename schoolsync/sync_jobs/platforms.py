@@ -20,6 +20,7 @@ class AmoCrmSetup:
     client: AmoCrmClient
     mapping: AmoCrmMapping | None
     tokens: TokenProvider | None = None
+    batch_size: int = 50
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.stores import audit, failures, inbox, jobs
-from schoolsync.sync_jobs.actors import PROCESS_INBOX_EVENT
+from schoolsync.sync_jobs.names import PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.queue import JobQueue
 
 

@@ -20,7 +20,11 @@ from schoolsync.app.web.webhooks import WebhookEndpoint
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    writer = InboxWriter(runtime.db, runtime.queue)
+    writer = InboxWriter(
+        runtime.db,
+        runtime.queue,
+        batched_sources=frozenset(runtime.context.batch_processors),
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -12,12 +12,13 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from schoolsync.core.db import Database
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox, jobs
 from schoolsync.core.stores.inbox import InboxRecord
-from schoolsync.sync_jobs.actors import PROCESS_INBOX_EVENT
+from schoolsync.sync_jobs.names import PROCESS_INBOX_BATCH, PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.queue import JobQueue
 
 log = get_logger(__name__)
@@ -33,10 +34,20 @@ _STOP = object()
 
 
 class InboxWriter:
-    def __init__(self, db: Database, job_queue: JobQueue, *, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        job_queue: JobQueue,
+        *,
+        max_batch: int = 500,
+        batched_sources: frozenset[str] = frozenset(),
+    ) -> None:
         self.db = db
         self.job_queue = job_queue
         self.max_batch = max_batch
+        # sources whose events are processed together: one job per source and school per
+        # commit (a launch's thousands of GetCourse callbacks), instead of one job per event
+        self.batched_sources = batched_sources
         self._pending: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         # Jobs sent to Redis whose enqueue time is not written yet: it goes into the next batch's
@@ -107,17 +118,30 @@ class InboxWriter:
         with self.db.write() as conn:
             jobs.mark_enqueued(conn, sent)
             ids = inbox.insert_many(conn, records)
-            refs = jobs.add_many(
-                conn,
-                school_actor_args_keys=[
-                    (
-                        record.school,
-                        PROCESS_INBOX_EVENT,
-                        {"inbox_id": inbox_id},
-                        f"inbox:{inbox_id}",
+            single: list[tuple[str, str, dict[str, Any], str]] = []
+            grouped: dict[tuple[str, str], list[int]] = {}
+            for record, inbox_id in zip(records, ids, strict=True):
+                if inbox_id is None or record.status != inbox.RECEIVED:
+                    continue
+                if record.source in self.batched_sources:
+                    grouped.setdefault((record.school, record.source), []).append(inbox_id)
+                else:
+                    single.append(
+                        (
+                            record.school,
+                            PROCESS_INBOX_EVENT,
+                            {"inbox_id": inbox_id},
+                            f"inbox:{inbox_id}",
+                        )
                     )
-                    for record, inbox_id in zip(records, ids, strict=True)
-                    if inbox_id is not None and record.status == inbox.RECEIVED
-                ],
-            )
+            single += [
+                (
+                    school,
+                    PROCESS_INBOX_BATCH,
+                    {"inbox_ids": batch_ids},
+                    f"inbox-batch:{batch_ids[0]}:{len(batch_ids)}",
+                )
+                for (school, _source), batch_ids in grouped.items()
+            ]
+            refs = jobs.add_many(conn, school_actor_args_keys=single)
         return ids, refs

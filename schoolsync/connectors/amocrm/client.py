@@ -230,23 +230,42 @@ class AmoCrmClient:
         json: Any = None,
     ) -> Any:
         """The decoded JSON of a 2xx answer, ``None`` for 204 or an empty body."""
-        token = self._tokens.access_token()
+        used: list[str] = []
         try:
-            return self._attempt(method, path, token, params, json)
+            return self._attempt(method, path, used, params, json)
         except AuthError as exc:
-            if exc.status != 401:
+            if exc.status != 401 or not used:
                 raise
-            self._tokens.on_unauthorized(token)
-            fresh = self._tokens.access_token()
-            if fresh == token:
-                raise
-            return self._attempt(method, path, fresh, params, json)
+            self._tokens.on_unauthorized(used[0])
+            return self._attempt(method, path, used, params, json)
 
     def _attempt(
-        self, method: str, path: str, token: str, params: Mapping[str, Any] | None, json: Any
+        self,
+        method: str,
+        path: str,
+        used: list[str],
+        params: Mapping[str, Any] | None,
+        json: Any,
     ) -> Any:
+        """One request; ``used`` collects the tokens sent.
+
+        The token is fetched before the wait for the rate budget (a refresh, which may take a
+        while, happens before we hold a turn: requests that waited for it would otherwise go
+        out together and exceed the limit) and read again after it (a refresh by another worker
+        during the wait is seen, so a replaced token is not sent).
+        """
+        self._tokens.access_token()
         if self._pacer is not None:
             self._pacer.acquire(max_wait=self._max_wait)
+        token = self._tokens.access_token()
+        if used and token == used[0]:
+            raise AuthError(
+                f"amocrm {method} {path}: the token was refused and no newer one is available",
+                platform=self._endpoint.platform,
+                account=self._endpoint.account,
+                status=401,
+            )
+        used.append(token)
         request = self._http.build_request(
             method,
             path,

@@ -30,6 +30,8 @@ class AmoCrmAccount(BaseModel):
     webhook_secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
     rate_per_s: float = Field(default=7.0, gt=0, le=50)
     timeout_s: float = Field(default=20.0, gt=0, le=300)
+    # leads per /leads/complex request; amoCRM takes at most 50 (1 is only for comparison)
+    batch_size: int = Field(default=50, ge=1, le=50)
 
     @field_validator("base_url")
     @classmethod

@@ -8,8 +8,9 @@ PostgreSQL (``postgresql+psycopg://``) is used as is.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class Database:
         if not self.is_sqlite:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
         self.engine: Engine = sa.create_engine(url, **kwargs)
+        self._write_turn: AbstractContextManager[Any] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
         if self.is_sqlite:
             _configure_sqlite(self.engine, busy_timeout_ms)
 
@@ -41,8 +45,16 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite; commits on success."""
-        with self.engine.connect() as conn:
+        """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite; commits on success.
+
+        On SQLite the threads of one process also take turns on a lock of their own first.
+        SQLite's busy handler waits for its lock by sleeping in growing steps (up to 100 ms), so
+        sixteen threads contending for it spend most of their time asleep while the lock is free
+        (measured: a third of a worker's time in ``BEGIN``, 20 % CPU). Queued on a Python lock
+        they are woken the moment it is released; only other processes still go through the
+        busy handler.
+        """
+        with self._write_turn, self.engine.connect() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn

@@ -206,6 +206,9 @@ orders = sa.Table(
     sa.Column("crm_sent_version", sa.Integer()),
     sa.Column("created_at", Timestamp),  # on the platform
     sa.Column("updated_at", Timestamp, nullable=False),
+    # which of the parallel CRM pushes takes it: all orders of one person share a lane, so two
+    # pushes never create the same new contact at once
+    sa.Column("lane", sa.SmallInteger(), nullable=False, server_default="0"),
     # CRM push: none | pending -> sending -> synced | failed
     sa.Column("crm_state", sa.String(20), nullable=False, server_default="none"),
     sa.Column("crm_claim", sa.String(64)),
@@ -215,7 +218,7 @@ orders = sa.Table(
     sa.Column("crm_error", sa.Text()),
     sa.Column("crm_synced_at", Timestamp),
     sa.UniqueConstraint("school", "platform", "account", "number"),
-    sa.Index("ix_orders_crm_state", "school", "crm_state", "updated_at"),
+    sa.Index("ix_orders_crm_state", "school", "crm_state", "lane"),
 )
 
 contact_index = sa.Table(

@@ -95,3 +95,22 @@ def upsert(
             set_={name: stmt.excluded[name] for name in update},
         )
     )
+
+
+def upsert_many(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """``upsert`` for many rows with the same columns: one statement, executed as a batch."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+    )
+    conn.execute(stmt, [dict(r) for r in rows])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,3 +90,11 @@ def mark_received(conn: Connection, inbox_id: int) -> None:
         .where(inbox.c.id == inbox_id, inbox.c.status != REJECTED)
         .values(status=RECEIVED, processed_at=None)
     )
+
+
+def get_many(conn: Connection, inbox_ids: Sequence[int]) -> list[RowMapping]:
+    """The rows with these ids, oldest first."""
+    if not inbox_ids:
+        return []
+    stmt = sa.select(inbox).where(inbox.c.id.in_(list(inbox_ids))).order_by(inbox.c.id)
+    return list(conn.execute(stmt).mappings())

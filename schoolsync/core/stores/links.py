@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from schoolsync.core.clock import utcnow
 from schoolsync.core.db.tables import contact_index, links
-from schoolsync.core.db.upsert import upsert
+from schoolsync.core.db.upsert import upsert, upsert_many
 
 _LINK_KEY = (
     "school",
@@ -48,6 +48,34 @@ def put(
     )
 
 
+def put_many(
+    conn: Connection,
+    school: str,
+    pairs: Sequence[tuple[tuple[str, str, str], tuple[str, str, str]]],
+) -> None:
+    """``put`` for many (source, target) pairs in one batch."""
+    now = utcnow()
+    upsert_many(
+        conn,
+        links,
+        [
+            {
+                "school": school,
+                "source_platform": sp,
+                "source_kind": sk,
+                "source_id": sid,
+                "target_platform": tp,
+                "target_kind": tk,
+                "target_id": tid,
+                "created_at": now,
+            }
+            for (sp, sk, sid), (tp, tk, tid) in pairs
+        ],
+        conflict=_LINK_KEY,
+        update=("target_id",),
+    )
+
+
 def targets(
     conn: Connection,
     school: str,
@@ -79,26 +107,26 @@ def index_contacts(
     entries: Iterable[tuple[str, str, str]],
 ) -> int:
     """Remember (kind, value, contact id) triples: ``("email", "a@b.ru", "77")``."""
-    now = utcnow()
-    count = 0
-    for kind, value, contact_id in entries:
-        upsert(
-            conn,
-            contact_index,
-            {
-                "school": school,
-                "platform": platform,
-                "account": account,
-                "kind": kind,
-                "value": value,
-                "contact_id": contact_id,
-                "updated_at": now,
-            },
-            conflict=("school", "platform", "account", "kind", "value"),
-            update=("contact_id", "updated_at"),
-        )
-        count += 1
-    return count
+    rows = {
+        (kind, value): {
+            "school": school,
+            "platform": platform,
+            "account": account,
+            "kind": kind,
+            "value": value,
+            "contact_id": contact_id,
+            "updated_at": utcnow(),
+        }
+        for kind, value, contact_id in entries
+    }
+    upsert_many(
+        conn,
+        contact_index,
+        list(rows.values()),
+        conflict=("school", "platform", "account", "kind", "value"),
+        update=("contact_id", "updated_at"),
+    )
+    return len(rows)
 
 
 def find_contacts(

@@ -8,6 +8,7 @@ it sent, so the newer data goes out next time.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,58 +47,119 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def upsert(conn: Connection, school: str, order: Order, *, push: bool = True) -> tuple[int, bool]:
-    """Store ``order`` (merged into what we have); returns (row id, whether anything changed).
+def upsert(
+    conn: Connection, school: str, order: Order, *, push: bool = True, lanes: int = 1
+) -> tuple[int, bool]:
+    """Store one order; see ``upsert_many``. Returns (row id, whether anything changed)."""
+    changed = upsert_many(conn, school, [order], push=push, lanes=lanes)
+    row = get(conn, school, order.platform, order.account, order.number)
+    return int(row["id"]), changed > 0
 
-    With ``push`` the order is queued for the CRM when it changed or was never synced; an
+
+def lane_of(order: Order, lanes: int) -> int:
+    """The push lane of ``order``: the same for every order of one person."""
+    person = order.customer.email or order.customer.phone or order.number
+    return zlib.crc32(person.encode()) % max(1, lanes)
+
+
+def upsert_many(
+    conn: Connection, school: str, batch: Sequence[Order], *, push: bool = True, lanes: int = 1
+) -> int:
+    """Store ``batch`` (each merged into what we have; later entries win); returns how many
+    orders changed.
+
+    With ``push`` an order is queued for the CRM when it changed or was never synced; an
     unchanged, synced order is left alone (a duplicate callback does nothing).
     """
+    if not batch:
+        return 0
     now = utcnow()
-    data = order.model_dump(mode="json")
-    key = (
-        (orders.c.school == school)
-        & (orders.c.platform == order.platform)
-        & (orders.c.account == order.account)
-        & (orders.c.number == order.number)
-    )
-    row = conn.execute(sa.select(orders).where(key)).mappings().first()
-    if row is None:
-        new_id = conn.execute(
-            sa.insert(orders)
-            .values(
-                school=school,
-                platform=order.platform,
-                account=order.account,
-                number=order.number,
-                external_id=order.external_id,
-                status=order.status.value,
-                data=data,
-                created_at=order.created_at,
+    existing: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for platform, account in {(o.platform, o.account) for o in batch}:
+        numbers = [o.number for o in batch if (o.platform, o.account) == (platform, account)]
+        for start in range(0, len(numbers), 500):
+            rows = conn.execute(
+                sa.select(orders).where(
+                    orders.c.school == school,
+                    orders.c.platform == platform,
+                    orders.c.account == account,
+                    orders.c.number.in_(numbers[start : start + 500]),
+                )
+            ).mappings()
+            for found in rows:
+                existing[(platform, account, found["number"])] = dict(found)
+    inserts: dict[tuple[str, str, str], dict[str, Any]] = {}
+    updates: dict[int, dict[str, Any]] = {}
+    changed: set[tuple[str, str, str]] = set()
+    for order in batch:
+        key = (order.platform, order.account, order.number)
+        data = order.model_dump(mode="json")
+        if key in inserts:  # the same new order twice in one batch
+            inserts[key]["data"] = _merge(inserts[key]["data"], data)
+            inserts[key]["status"] = inserts[key]["data"]["status"]
+            continue
+        row = existing.get(key)
+        if row is None:
+            inserts[key] = {
+                "school": school,
+                "platform": order.platform,
+                "account": order.account,
+                "number": order.number,
+                "external_id": order.external_id,
+                "status": order.status.value,
+                "data": data,
+                "created_at": order.created_at,
+                "updated_at": now,
+                "version": 1,
+                "lane": lane_of(order, lanes),
+                "crm_state": PENDING if push else NONE,
+            }
+            changed.add(key)
+            continue
+        current = updates.get(row["id"], row)
+        merged = _merge(dict(current["data"]), data)
+        values = dict(current)
+        if merged != current["data"]:
+            values.update(
+                data=merged,
+                status=merged["status"],
+                external_id=merged.get("external_id"),
+                version=row["version"] + 1,
                 updated_at=now,
-                version=1,
-                crm_state=PENDING if push else NONE,
             )
-            .returning(orders.c.id)
-        ).scalar_one()
-        return int(new_id), True
-    merged = _merge(dict(row["data"]), data)
-    changed = merged != row["data"]
-    values: dict[str, Any] = {}
-    if changed:
-        values.update(
-            data=merged,
-            status=merged["status"],
-            external_id=merged.get("external_id"),
-            version=row["version"] + 1,
-            updated_at=now,
+            changed.add(key)
+        # a sending order goes out again once its push sees the newer version
+        if (
+            push
+            and (key in changed or row["crm_state"] in (NONE, FAILED))
+            and row["crm_state"] != SENDING
+        ):
+            values["crm_state"] = PENDING
+            values["crm_error"] = None
+        if values != row:
+            updates[row["id"]] = values
+    if inserts:
+        conn.execute(sa.insert(orders), list(inserts.values()))
+    for order_id, values in updates.items():
+        conn.execute(
+            sa.update(orders)
+            .where(orders.c.id == order_id)
+            .values(
+                {
+                    name: values[name]
+                    for name in (
+                        "data",
+                        "status",
+                        "external_id",
+                        "version",
+                        "updated_at",
+                        "crm_state",
+                        "crm_error",
+                    )
+                }
+            )
         )
-    # a sending order goes out again once its push sees the newer version
-    if push and (changed or row["crm_state"] in (NONE, FAILED)) and row["crm_state"] != SENDING:
-        values["crm_state"] = PENDING
-        values["crm_error"] = None
-    if values:
-        conn.execute(sa.update(orders).where(orders.c.id == row["id"]).values(**values))
-    return int(row["id"]), changed
+    return len(changed)
 
 
 def requeue(conn: Connection, school: str, numbers: Sequence[str] | None = None) -> int:
@@ -134,6 +196,7 @@ def claim(
     limit: int,
     claim_id: str,
     stale_before: datetime,
+    lane: int = 0,
     exclude: Sequence[int] = (),
 ) -> list[StoredOrder]:
     """Take up to ``limit`` pending orders (and sends abandoned before ``stale_before``) for one
@@ -141,7 +204,7 @@ def claim(
     due = (orders.c.crm_state == PENDING) | (
         (orders.c.crm_state == SENDING) & (orders.c.crm_claimed_at < stale_before)
     )
-    stmt = sa.select(orders).where(orders.c.school == school, due)
+    stmt = sa.select(orders).where(orders.c.school == school, orders.c.lane == lane, due)
     if exclude:
         stmt = stmt.where(orders.c.id.notin_(list(exclude)))
     stmt = stmt.order_by(orders.c.id).limit(limit)
@@ -192,20 +255,22 @@ def release(conn: Connection, ids: Sequence[int], *, maybe_sent: bool = False) -
 
 def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]]) -> None:
     """``sent``: (order id, version sent). Newer versions go back to pending."""
-    now = utcnow()
-    for order_id, version in sent:
-        conn.execute(
-            sa.update(orders)
-            .where(orders.c.id == order_id)
-            .values(
-                crm_state=sa.case((orders.c.version == version, SYNCED), else_=PENDING),
-                crm_sent_version=version,
-                crm_synced_at=now,
-                crm_claim=None,
-                crm_error=None,
-                crm_maybe_sent_at=None,
-            )
-        )
+    if not sent:
+        return
+    sent_version = sa.bindparam("sent_version", type_=sa.Integer())
+    conn.execute(
+        sa.update(orders)
+        .where(orders.c.id == sa.bindparam("order_id", type_=sa.BigInteger()))
+        .values(
+            crm_state=sa.case((orders.c.version == sent_version, SYNCED), else_=PENDING),
+            crm_sent_version=sent_version,
+            crm_synced_at=utcnow(),
+            crm_claim=None,
+            crm_error=None,
+            crm_maybe_sent_at=None,
+        ),
+        [{"order_id": order_id, "sent_version": version} for order_id, version in sent],
+    )
 
 
 def mark_failed(conn: Connection, order_id: int, error: str) -> None:
@@ -231,10 +296,9 @@ def get(conn: Connection, school: str, platform: str, account: str, number: str)
     )
 
 
-def count_by_state(conn: Connection, school: str) -> dict[str, int]:
-    rows = conn.execute(
-        sa.select(orders.c.crm_state, sa.func.count())
-        .where(orders.c.school == school)
-        .group_by(orders.c.crm_state)
-    ).all()
+def count_by_state(conn: Connection, school: str, *, lane: int | None = None) -> dict[str, int]:
+    stmt = sa.select(orders.c.crm_state, sa.func.count()).where(orders.c.school == school)
+    if lane is not None:
+        stmt = stmt.where(orders.c.lane == lane)
+    rows = conn.execute(stmt.group_by(orders.c.crm_state)).all()
     return {str(state): int(n) for state, n in rows}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ from schoolsync.sync_jobs.platforms import AmoCrmSetup
 log = get_logger(__name__)
 
 PUSH_ACTOR = "push_orders_to_crm"
+LANES = 2
 BATCH = 50
 ORDER = ("getcourse", "order")
 LEAD = ("amocrm", "lead")
@@ -46,19 +48,24 @@ _DRAIN_BUDGET_S = 120.0
 _CONTACT_INDEX_EVERY_S = 30.0
 
 
-def schedule_push(conn: Any, school: str) -> jobs.JobRef | None:
-    """Ask for a push in the caller's transaction, unless one is already waiting to start (it
-    will see this transaction's orders: it is claimed only after the commit)."""
-    waiting = jobs.find_waiting(conn, actor=PUSH_ACTOR, dedup_prefix=f"crm-push:{school}:")
-    if waiting:
-        return None
-    return jobs.add(
-        conn,
-        school=school,
-        actor=PUSH_ACTOR,
-        args={"school": school},
-        dedup_key=f"crm-push:{school}:{uuid.uuid4().hex}",
-    )
+def schedule_push(conn: Any, school: str, lanes: Iterable[int]) -> list[jobs.JobRef]:
+    """Ask for a push of each lane in the caller's transaction, unless one is already waiting to
+    start (it will see this transaction's orders: it is claimed only after the commit)."""
+    refs = []
+    for lane in sorted(set(lanes)):
+        prefix = f"crm-push:{school}:{lane}:"
+        if jobs.find_waiting(conn, actor=PUSH_ACTOR, dedup_prefix=prefix):
+            continue
+        ref = jobs.add(
+            conn,
+            school=school,
+            actor=PUSH_ACTOR,
+            args={"school": school, "lane": lane},
+            dedup_key=f"{prefix}{uuid.uuid4().hex}",
+        )
+        if ref is not None:
+            refs.append(ref)
+    return refs
 
 
 @dataclass
@@ -69,8 +76,12 @@ class _Batch:
     contact_ids: dict[int, str]  # order row id -> existing contact id
 
 
-def push_orders(ctx: JobContext, school: str) -> int:
-    """Drain the school's pending orders into amoCRM; returns how many were synced."""
+def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
+    """Drain the pending orders of one lane into amoCRM; returns how many were synced.
+
+    Lanes (``LANES``, by person) let two pushes overlap: one prepares and records its batch
+    while the other waits for amoCRM, both under the account's shared request budget.
+    """
     setup = ctx.platforms.of(school).amocrm if ctx.platforms else None
     if setup is None or setup.mapping is None:
         log.info("no amoCRM account or mapping for this school; nothing to push", school=school)
@@ -79,18 +90,18 @@ def push_orders(ctx: JobContext, school: str) -> int:
     started = time.monotonic()
     synced = 0
     while True:
-        lock = ctx.platforms.redis.lock(f"schoolsync:lock:crm-push:{school}", timeout=180)
+        lock = ctx.platforms.redis.lock(f"schoolsync:lock:crm-push:{school}:{lane}", timeout=180)
         if not lock.acquire(blocking=False):
             return synced  # the holder drains, and looks again after it lets go
         try:
             while True:
-                done = _push_batch(ctx, school, setup)
+                done = _push_batch(ctx, school, setup, lane)
                 synced += done
-                if done == 0 and not _has_pending(ctx, school):
+                if done == 0 and not _has_pending(ctx, school, lane):
                     break
                 lock.reacquire()
                 if time.monotonic() - started > _DRAIN_BUDGET_S:
-                    _continue_later(ctx, school)
+                    _continue_later(ctx, school, lane)
                     return synced
         finally:
             try:
@@ -98,33 +109,39 @@ def push_orders(ctx: JobContext, school: str) -> int:
             except LockError:
                 log.warning("push lock expired before release", school=school)
         # a push asked for while we held the lock gave up: look once more
-        if not _has_pending(ctx, school):
+        if not _has_pending(ctx, school, lane):
             return synced
 
 
-def _has_pending(ctx: JobContext, school: str) -> bool:
+def _has_pending(ctx: JobContext, school: str, lane: int) -> bool:
     with ctx.db.read() as conn:
-        return order_store.count_by_state(conn, school).get(order_store.PENDING, 0) > 0
+        counts = order_store.count_by_state(conn, school, lane=lane)
+    return counts.get(order_store.PENDING, 0) > 0
 
 
-def _continue_later(ctx: JobContext, school: str) -> None:
+def _continue_later(ctx: JobContext, school: str, lane: int) -> None:
     with ctx.db.write() as conn:
         ref = jobs.add(
             conn,
             school=school,
             actor=PUSH_ACTOR,
-            args={"school": school},
-            dedup_key=f"crm-push:{school}:{uuid.uuid4().hex}",
+            args={"school": school, "lane": lane},
+            dedup_key=f"crm-push:{school}:{lane}:{uuid.uuid4().hex}",
         )
     if ref is not None:
         ctx.queue.send([ref])
 
 
-def _push_batch(ctx: JobContext, school: str, setup: AmoCrmSetup) -> int:
+def _push_batch(ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int) -> int:
     claim_id = uuid.uuid4().hex
     with ctx.db.write() as conn:
         claimed = order_store.claim(
-            conn, school, limit=BATCH, claim_id=claim_id, stale_before=utcnow() - _CLAIM_STALE
+            conn,
+            school,
+            limit=min(setup.batch_size, BATCH),
+            claim_id=claim_id,
+            stale_before=utcnow() - _CLAIM_STALE,
+            lane=lane,
         )
     if not claimed:
         return 0
@@ -294,16 +311,18 @@ def _record(
         return
     with ctx.db.write() as conn:
         index: list[tuple[str, str, str]] = []
+        pairs: list[tuple[tuple[str, str, str], tuple[str, str, str]]] = []
         for stored, lead_id, contact_id in done:
             number = stored.order.number
-            links.put(conn, school, (*ORDER, number), (*LEAD, lead_id))
+            pairs.append(((*ORDER, number), (*LEAD, lead_id)))
             if contact_id:
-                links.put(conn, school, (*ORDER, number), (*CONTACT, contact_id))
+                pairs.append(((*ORDER, number), (*CONTACT, contact_id)))
                 draft = batch.drafts[stored.id]
                 if draft.email:
                     index.append(("email", draft.email, contact_id))
                 if draft.phone:
                     index.append(("phone", draft.phone, contact_id))
+        links.put_many(conn, school, pairs)
         links.index_contacts(conn, school, "amocrm", setup.account, index)
         order_store.mark_synced(conn, [(stored.id, stored.version) for stored, _, _ in done])
 

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.engine import RowMapping
+
 from schoolsync.connectors.getcourse.callbacks import parse_callback
 from schoolsync.core.domain import Order
-from schoolsync.core.errors import ConfigError
+from schoolsync.core.errors import ConfigError, PermanentError
 from schoolsync.core.logging import get_logger
-from schoolsync.core.stores import inbox
+from schoolsync.core.stores import inbox, jobs
 from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.amocrm import lead_for
 from schoolsync.mappings.getcourse import order_from_wire
 from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.names import PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.platforms import GetCourseSetup
-from schoolsync.sync_jobs.services.crm_push import schedule_push
+from schoolsync.sync_jobs.services.crm_push import LANES, schedule_push
 
 log = get_logger(__name__)
 
@@ -43,20 +46,33 @@ def check_mappable(ctx: JobContext, school: str, order: Order) -> None:
 
 
 def ingest_orders(
-    ctx: JobContext, school: str, orders: Sequence[Order], *, inbox_id: int | None = None
+    ctx: JobContext,
+    school: str,
+    orders: Sequence[Order],
+    *,
+    inbox_ids: Sequence[int] = (),
+    one_by_one: Sequence[int] = (),
 ) -> int:
-    """Store ``orders`` and ask for a CRM push, in one transaction; returns how many changed."""
+    """Store ``orders`` and ask for a CRM push, in one transaction; returns how many changed.
+
+    ``inbox_ids`` are marked processed in the same transaction; ``one_by_one`` get a job each
+    (events of a batch that could not be taken with the others: they fail, or not, alone).
+    """
     push = bool(ctx.platforms and ctx.platforms.of(school).amocrm)
-    changed = 0
+    refs: list[jobs.JobRef] = []
     with ctx.db.write() as conn:
-        for order in orders:
-            _, did_change = order_store.upsert(conn, school, order, push=push)
-            changed += did_change
-        ref = schedule_push(conn, school) if push else None
-        if inbox_id is not None:
+        changed = order_store.upsert_many(conn, school, orders, push=push, lanes=LANES)
+        if push and orders:
+            refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in orders})
+        for inbox_id in inbox_ids:
             inbox.mark_processed(conn, inbox_id)
-    if ref is not None:
-        ctx.queue.send([ref])
+        refs += jobs.add_many(
+            conn,
+            school_actor_args_keys=[
+                (school, PROCESS_INBOX_EVENT, {"inbox_id": i}, f"inbox:{i}") for i in one_by_one
+            ],
+        )
+    ctx.queue.send(refs)
     return changed
 
 
@@ -70,7 +86,7 @@ def process_getcourse_callback(ctx: JobContext, inbox_id: int, job_id: int | Non
     callback = parse_callback(str(row["query"]), setup.tz)
     order = order_from_wire(callback, account=setup.account, school=school, mapping=setup.mapping)
     check_mappable(ctx, school, order)
-    changed = ingest_orders(ctx, school, [order], inbox_id=inbox_id)
+    changed = ingest_orders(ctx, school, [order], inbox_ids=[inbox_id])
     log.info(
         "getcourse order received",
         school=school,
@@ -78,3 +94,39 @@ def process_getcourse_callback(ctx: JobContext, inbox_id: int, job_id: int | Non
         status=order.status.value,
         changed=bool(changed),
     )
+
+
+def process_getcourse_callbacks(ctx: JobContext, rows: list[RowMapping]) -> None:
+    """Many callbacks of one school at once (a launch): one transaction for all of them.
+
+    A callback that cannot be parsed or mapped is handed to a job of its own, which fails
+    alone with a ``failures`` row that names the problem, and can be replayed after a fix.
+    """
+    by_school: dict[str, list[RowMapping]] = {}
+    for row in rows:
+        by_school.setdefault(str(row["school"]), []).append(row)
+    for school, school_rows in by_school.items():
+        setup = getcourse_setup(ctx, school)
+        orders: list[Order] = []
+        taken: list[int] = []
+        alone: list[int] = []
+        for row in school_rows:
+            try:
+                callback = parse_callback(str(row["query"]), setup.tz)
+                order = order_from_wire(
+                    callback, account=setup.account, school=school, mapping=setup.mapping
+                )
+                check_mappable(ctx, school, order)
+            except PermanentError:
+                alone.append(int(row["id"]))
+                continue
+            orders.append(order)
+            taken.append(int(row["id"]))
+        changed = ingest_orders(ctx, school, orders, inbox_ids=taken, one_by_one=alone)
+        log.info(
+            "getcourse orders received",
+            school=school,
+            callbacks=len(school_rows),
+            changed=changed,
+            handed_on=len(alone),
+        )

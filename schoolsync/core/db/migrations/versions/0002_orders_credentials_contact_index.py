@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 11:07:30.508728
+Create Date: 2026-11-23 11:38:19.396515
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("crm_sent_version", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lane", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("crm_state", sa.String(length=20), server_default="none", nullable=False),
         sa.Column("crm_claim", sa.String(length=64), nullable=True),
         sa.Column("crm_claimed_at", sa.DateTime(timezone=True), nullable=True),
@@ -87,9 +88,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_orders_crm_state", ["school", "crm_state", "updated_at"], unique=False
-        )
+        batch_op.create_index("ix_orders_crm_state", ["school", "crm_state", "lane"], unique=False)
         batch_op.create_index(batch_op.f("ix_orders_school"), ["school"], unique=False)
 
     # ### end Alembic commands ###

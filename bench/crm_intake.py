@@ -1,0 +1,210 @@
+"""W1 throughput: orders from the GetCourse sandbox to leads in the amoCRM sandbox.
+
+Runs `schoolsync run` (web + worker + scheduler + embedded Redis + sandboxes, as a user runs it)
+in a temp dir, with amoCRM held to its real limit of 7 requests per second, and measures:
+
+1. batched: N orders created in a burst -> leads (``/leads/complex``, up to 50 per request);
+2. one request per order: the same path with ``batch_size: 1`` (a fresh service, fewer orders).
+
+The ceiling at 7 requests/s is 7 x 50 = 350 leads/s. Printed: leads/s of both, the ratio of the
+batched rate to the ceiling and to the one-request-per-order rate, and a check that every order
+has exactly one lead and nothing failed.
+
+    .venv/bin/python bench/crm_intake.py [--orders 3000] [--single-orders 140]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ORDER_FIELD = 5001
+CEILING = 7 * 50
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config(sandbox_port: int, batch_size: int) -> str:
+    base = f"http://127.0.0.1:{sandbox_port}"
+    return f"""
+accounts:
+  getcourse:
+    account: sandbox
+    base_url: {base}/getcourse
+    key_env: sandbox_getcourse_key
+    callback_secret_env: sandbox_getcourse_callback
+  amocrm:
+    account: sandbox
+    base_url: {base}/amocrm
+    long_lived_token_env: sandbox_amocrm_token
+    webhook_secret_env: sandbox_amocrm_webhook
+    batch_size: {batch_size}
+mappings:
+  amocrm:
+    pipeline_id: 1000
+    stages: {{new: 1002, in_work: 1003, payment_waiting: 1003, part_payed: 1003, payed: 142,
+              cancelled: 143, "false": 143, pending: 1003, not_confirmed: 1002,
+              waiting_for_return: 1003}}
+    fields: {{order_number: {ORDER_FIELD}, product: 5002, payment_link: 5003}}
+"""
+
+
+def run_once(orders: int, batch_size: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-crm-") as tmp:
+        directory = Path(tmp)
+        port, sandbox_port = free_port(), free_port()
+        (directory / "schoolsync.yaml").write_text(config(sandbox_port, batch_size), "utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCHOOLSYNC_")}
+        env.update(
+            SCHOOLSYNC_CONFIG=str(directory / "schoolsync.yaml"),
+            SCHOOLSYNC_SANDBOX="true",
+            SCHOOLSYNC_SANDBOX_PORT=str(sandbox_port),
+            SCHOOLSYNC_LOG_LEVEL="WARNING",
+            SCHOOLSYNC_LOG_FORMAT="json",
+        )
+        log = (directory / "service.log").open("wb")
+        service = subprocess.Popen(
+            [sys.executable, "-m", "schoolsync", "run", "--port", str(port)],
+            cwd=directory,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        sandbox = httpx.Client(base_url=f"http://127.0.0.1:{sandbox_port}", timeout=60)
+        try:
+            _wait(lambda: _ok(web, "/readyz") and _ok(sandbox, "/"), 60, "the service")
+            time.sleep(2)  # let the first scheduler round (relay, export sync) pass
+            db = directory / "var" / "schoolsync.db"
+            started = time.monotonic()
+            sandbox.post("/getcourse/_sandbox/orders", json={"count": orders, "seed": 1})
+            created = time.monotonic() - started
+            ingested_at = None
+            while True:
+                stored, synced = _counts(db)
+                now = time.monotonic() - started
+                if ingested_at is None and stored >= orders:
+                    ingested_at = now
+                if synced >= orders:
+                    break
+                if now > 900:
+                    raise SystemExit(f"gave up: {synced}/{orders} synced after 900 s")
+                time.sleep(0.05)
+            took = time.monotonic() - started
+            leads = sandbox.get("/amocrm/_sandbox/leads").json()
+            state = sandbox.get("/amocrm/_sandbox/state").json()
+            failures = _scalar(db, "SELECT count(*) FROM failures")
+        finally:
+            service.send_signal(signal.SIGINT)
+            try:
+                service.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()
+            web.close()
+            sandbox.close()
+            log.close()
+    numbers: Counter[str] = Counter()
+    for lead in leads:
+        for item in lead.get("custom_fields_values") or []:
+            if item.get("field_id") == ORDER_FIELD:
+                numbers[str(item["values"][0]["value"])] += 1
+    return {
+        "orders": orders,
+        "seconds": took,
+        "create_s": created,
+        "ingest_s": ingested_at or took,
+        "leads_per_s": orders / took,
+        "leads": len(leads),
+        "distinct": len(numbers),
+        "duplicates": sum(c - 1 for c in numbers.values() if c > 1),
+        "failures": failures,
+        "requests": sum(state["requests"].values()),
+        "429": state["responses_429"],
+        "403": state["responses_403"],
+    }
+
+
+def _ok(client: httpx.Client, path: str) -> bool:
+    try:
+        return client.get(path).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def _scalar(db: Path, sql: str) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def _counts(db: Path) -> tuple[int, int]:
+    if not db.exists():
+        return 0, 0
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            stored = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+            synced = conn.execute(
+                "SELECT count(*) FROM orders WHERE crm_state = 'synced'"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0, 0
+    return int(stored), int(synced)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=3000)
+    parser.add_argument("--single-orders", type=int, default=140)
+    args = parser.parse_args()
+
+    batched = run_once(args.orders, batch_size=50)
+    single = run_once(args.single_orders, batch_size=1)
+    print(f"amoCRM sandbox limit: 7 requests/s; ceiling {CEILING} leads/s")
+    header = f"{'path':<28}{'orders':>7}{'seconds':>9}{'leads/s':>9}{'requests':>9}{'429':>5}{'403':>5}{'dup':>5}{'fail':>5}"
+    print(header)
+    for name, r in (("batched (50 per request)", batched), ("one request per order", single)):
+        print(
+            f"{name:<28}{r['orders']:>7}{r['seconds']:>9.1f}{r['leads_per_s']:>9.1f}"
+            f"{r['requests']:>9}{r['429']:>5}{r['403']:>5}{r['duplicates']:>5}{r['failures']:>5}"
+        )
+    print(
+        f"batched: orders created in {batched['create_s']:.2f} s, all stored after "
+        f"{batched['ingest_s']:.1f} s, all in amoCRM after {batched['seconds']:.1f} s"
+    )
+    ratio = batched["leads_per_s"] / CEILING
+    print(f"ratio batched / ceiling: {ratio:.2f}   (goal >= 0.8)")
+    print(
+        f"ratio batched / one-request-per-order: {batched['leads_per_s'] / single['leads_per_s']:.1f}"
+    )
+    ok = all(
+        r["leads"] == r["orders"] == r["distinct"] and r["failures"] == 0 for r in (batched, single)
+    )
+    print("every order has exactly one lead, no failures:", "yes" if ok else "NO")
+    print("goal", "met" if ratio >= 0.8 and ok else "NOT met")
+
+
+if __name__ == "__main__":
+    main()
