@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,7 +65,7 @@ mappings:
 """
 
 
-def run_once(orders: int, batch_size: int) -> dict[str, float]:
+def run_once(orders: int, batch_size: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-crm-") as tmp:
         directory = Path(tmp)
         port, sandbox_port = free_port(), free_port()
@@ -95,9 +96,12 @@ def run_once(orders: int, batch_size: int) -> dict[str, float]:
             sandbox.post("/getcourse/_sandbox/orders", json={"count": orders, "seed": 1})
             created = time.monotonic() - started
             ingested_at = None
+            timeline: list[tuple[float, int, int]] = []
             while True:
                 stored, synced = _counts(db)
                 now = time.monotonic() - started
+                if not timeline or now - timeline[-1][0] >= 1.0:
+                    timeline.append((now, stored, synced))
                 if ingested_at is None and stored >= orders:
                     ingested_at = now
                 if synced >= orders:
@@ -136,6 +140,7 @@ def run_once(orders: int, batch_size: int) -> dict[str, float]:
         "requests": sum(state["requests"].values()),
         "429": state["responses_429"],
         "403": state["responses_403"],
+        "timeline": timeline,
     }
 
 
@@ -193,6 +198,10 @@ def main() -> None:
     print(
         f"batched: orders created in {batched['create_s']:.2f} s, all stored after "
         f"{batched['ingest_s']:.1f} s, all in amoCRM after {batched['seconds']:.1f} s"
+    )
+    print(
+        "batched timeline (s: stored/synced): "
+        + "  ".join(f"{t:.0f}: {a}/{b}" for t, a, b in batched["timeline"])  # type: ignore[union-attr]
     )
     ratio = batched["leads_per_s"] / CEILING
     print(f"ratio batched / ceiling: {ratio:.2f}   (goal >= 0.8)")

@@ -9,12 +9,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import uvicorn
 
 from schoolsync.core.db import Database
 from schoolsync.core.db.migrate import upgrade
@@ -190,3 +193,31 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
     upgrade(db)
     yield db
     db.dispose()
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port, in a background thread."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the sandbox did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

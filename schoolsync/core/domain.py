@@ -100,7 +100,7 @@ class Customer(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        return normalize_phone(value) if value and not value.startswith("+") else value or None
+        return normalize_phone(value)
 
     @property
     def full_name(self) -> str:

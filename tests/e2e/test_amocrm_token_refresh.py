@@ -22,12 +22,9 @@ refresh again (such a pair is never "fresh"), which is not the situation the req
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import threading
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
-from starlette.applications import Starlette
 
 from schoolsync.connectors.amocrm.client import AmoCrmClient
 from schoolsync.connectors.amocrm.oauth import OAuthApp, OAuthTokens, TokenPair
@@ -47,7 +42,7 @@ from schoolsync.core.db.migrate import upgrade
 from schoolsync.core.stores import credentials
 from schoolsync.sandbox.amocrm import AmoSandboxConfig, create_app
 from schoolsync.sandbox.amocrm.oauth import fingerprint
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -72,34 +67,6 @@ def oauth_app(config: AmoSandboxConfig) -> OAuthApp:
         client_secret=config.client_secret,
         redirect_uri=config.redirect_uri,
     )
-
-
-@contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a background thread."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the sandbox did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # -- the worker process -----------------------------------------------------------------------

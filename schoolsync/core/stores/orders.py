@@ -221,23 +221,25 @@ def claim(
             crm_claim=claim_id,
             crm_claimed_at=utcnow(),
             crm_tries=orders.c.crm_tries + 1,
+            # a push that died holding it may have reached the CRM: remember that for good
+            crm_maybe_sent_at=sa.case(
+                (
+                    orders.c.crm_state == SENDING,
+                    sa.func.coalesce(orders.c.crm_maybe_sent_at, orders.c.crm_claimed_at),
+                ),
+                else_=orders.c.crm_maybe_sent_at,
+            ),
         )
     )
     return [_stored(r) for r in rows]
 
 
-def claim_ids(conn: Connection, ids: Sequence[int]) -> None:
-    """Claim the given pending orders again (a push resending them one by one)."""
-    conn.execute(
-        sa.update(orders)
-        .where(orders.c.id.in_(list(ids)), orders.c.crm_state == PENDING)
-        .values(crm_state=SENDING, crm_claimed_at=utcnow(), crm_tries=orders.c.crm_tries + 1)
-    )
-
-
-def release(conn: Connection, ids: Sequence[int], *, maybe_sent: bool = False) -> None:
-    """Give claimed orders back. ``maybe_sent``: the platform may have applied the request (a
-    timeout or 5xx), so the attempt still counts and the next push looks for what it created."""
+def release(
+    conn: Connection, ids: Sequence[int], *, claim_id: str, maybe_sent: bool = False
+) -> None:
+    """Give orders this push claimed back. ``maybe_sent``: the platform may have applied the
+    request (a timeout or 5xx), so the attempt still counts and the next push looks for what it
+    created. Orders another push has taken over since are left alone."""
     if ids:
         values: dict[str, Any] = {"crm_state": PENDING, "crm_claim": None}
         if maybe_sent:
@@ -248,19 +250,27 @@ def release(conn: Connection, ids: Sequence[int], *, maybe_sent: bool = False) -
             values["crm_tries"] = orders.c.crm_tries - 1
         conn.execute(
             sa.update(orders)
-            .where(orders.c.id.in_(list(ids)), orders.c.crm_state == SENDING)
+            .where(
+                orders.c.id.in_(list(ids)),
+                orders.c.crm_state == SENDING,
+                orders.c.crm_claim == claim_id,
+            )
             .values(**values)
         )
 
 
-def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]]) -> None:
-    """``sent``: (order id, version sent). Newer versions go back to pending."""
+def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]], *, claim_id: str) -> None:
+    """``sent``: (order id, version sent) by the push holding ``claim_id``. Newer versions go
+    back to pending."""
     if not sent:
         return
     sent_version = sa.bindparam("sent_version", type_=sa.Integer())
     conn.execute(
         sa.update(orders)
-        .where(orders.c.id == sa.bindparam("order_id", type_=sa.BigInteger()))
+        .where(
+            orders.c.id == sa.bindparam("order_id", type_=sa.BigInteger()),
+            orders.c.crm_claim == claim_id,
+        )
         .values(
             crm_state=sa.case((orders.c.version == sent_version, SYNCED), else_=PENDING),
             crm_sent_version=sent_version,
@@ -273,10 +283,10 @@ def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]]) -> None:
     )
 
 
-def mark_failed(conn: Connection, order_id: int, error: str) -> None:
+def mark_failed(conn: Connection, order_id: int, error: str, *, claim_id: str) -> None:
     conn.execute(
         sa.update(orders)
-        .where(orders.c.id == order_id)
+        .where(orders.c.id == order_id, orders.c.crm_claim == claim_id)
         .values(crm_state=FAILED, crm_error=error[:2000], crm_claim=None)
     )
 

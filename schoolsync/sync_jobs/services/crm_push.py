@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,13 @@ from redis.exceptions import LockError
 from schoolsync.connectors.amocrm.models import ComplexResult, Lead
 from schoolsync.core.clock import utcnow
 from schoolsync.core.domain import normalize_email, normalize_phone
-from schoolsync.core.errors import RejectedError, RetryableError, UnavailableError, UnmappableError
+from schoolsync.core.errors import (
+    RateLimitedError,
+    RejectedError,
+    StoreUnavailableError,
+    UnavailableError,
+    UnmappableError,
+)
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import cursors, jobs, links
 from schoolsync.core.stores import orders as order_store
@@ -38,7 +44,9 @@ from schoolsync.sync_jobs.platforms import AmoCrmSetup
 log = get_logger(__name__)
 
 PUSH_ACTOR = "push_orders_to_crm"
-LANES = 2
+# Pushes that may run at once per school, each for its own share of people. Measured with 2: no
+# faster (the push waits for amoCRM's request budget 70 % of the time), so one by default.
+LANES = 1
 BATCH = 50
 ORDER = ("getcourse", "order")
 LEAD = ("amocrm", "lead")
@@ -74,6 +82,7 @@ class _Batch:
     drafts: dict[int, LeadDraft]
     lead_ids: dict[int, str]  # order row id -> existing lead id
     contact_ids: dict[int, str]  # order row id -> existing contact id
+    claim_id: str
 
 
 def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
@@ -95,7 +104,18 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
             return synced  # the holder drains, and looks again after it lets go
         try:
             while True:
-                done = _push_batch(ctx, school, setup, lane)
+                try:
+                    done = _push_batch(ctx, school, setup, lane, lock.reacquire)
+                except RateLimitedError as exc:
+                    # the budget is shared and already slowed down: wait our turn here rather
+                    # than give the batch up to a retry that starts the queue over
+                    wait = min(exc.retry_after or 1.0, 5.0)
+                    if time.monotonic() - started + wait > _DRAIN_BUDGET_S:
+                        raise
+                    log.info("amoCRM rate limit; waiting", school=school, seconds=wait)
+                    time.sleep(wait)
+                    lock.reacquire()
+                    continue
                 synced += done
                 if done == 0 and not _has_pending(ctx, school, lane):
                     break
@@ -132,7 +152,9 @@ def _continue_later(ctx: JobContext, school: str, lane: int) -> None:
         ctx.queue.send([ref])
 
 
-def _push_batch(ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int) -> int:
+def _push_batch(
+    ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int, keepalive: Callable[[], object]
+) -> int:
     claim_id = uuid.uuid4().hex
     with ctx.db.write() as conn:
         claimed = order_store.claim(
@@ -147,16 +169,20 @@ def _push_batch(ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int) -> 
         return 0
     try:
         _refresh_contact_index(ctx, school, setup)
-        batch = _prepare(ctx, school, setup, claimed)
-    except RetryableError:
+        batch = _prepare(ctx, school, setup, claimed, claim_id)
+    except BaseException:
         with ctx.db.write() as conn:
-            order_store.release(conn, [o.id for o in claimed])
+            order_store.release(conn, [o.id for o in claimed], claim_id=claim_id)
         raise
-    return _send(ctx, school, setup, batch)
+    return _send(ctx, school, setup, batch, keepalive)
 
 
 def _prepare(
-    ctx: JobContext, school: str, setup: AmoCrmSetup, claimed: list[StoredOrder]
+    ctx: JobContext,
+    school: str,
+    setup: AmoCrmSetup,
+    claimed: list[StoredOrder],
+    claim_id: str,
 ) -> _Batch:
     assert setup.mapping is not None
     drafts: dict[int, LeadDraft] = {}
@@ -164,13 +190,14 @@ def _prepare(
     for stored in claimed:
         try:
             drafts[stored.id] = lead_for(stored.order, setup.mapping, school=school)
-        except UnmappableError as exc:
-            failed.append((stored.id, exc.message))
-            log.error("order cannot be mapped to a lead", school=school, error=exc.message)
+        except Exception as exc:  # one order that cannot be mapped must not hold up the rest
+            message = exc.message if isinstance(exc, UnmappableError) else repr(exc)
+            failed.append((stored.id, message))
+            log.error("order cannot be mapped to a lead", school=school, error=message)
     numbers = [o.order.number for o in claimed if o.id in drafts]
     with ctx.db.write() as conn:
         for order_id, message in failed:
-            order_store.mark_failed(conn, order_id, message)
+            order_store.mark_failed(conn, order_id, message, claim_id=claim_id)
         lead_by_number = links.targets(conn, school, ORDER, numbers, LEAD)
         by_email = links.find_contacts(
             conn,
@@ -192,10 +219,25 @@ def _prepare(
     lead_ids = {
         o.id: lead_by_number[o.order.number] for o in active if o.order.number in lead_by_number
     }
+    contact_ids: dict[int, str] = {}
     lost = [o for o in active if o.id not in lead_ids and o.maybe_sent_at is not None]
     if lost:
-        lead_ids.update(_find_hidden_leads(setup, lost, drafts))
-    contact_ids: dict[int, str] = {}
+        hidden = _find_hidden_leads(setup, lost, drafts)
+        with ctx.db.write() as conn:  # found is found: keep it even if this push stops here
+            pairs: list[tuple[tuple[str, str, str], tuple[str, str, str]]] = []
+            index: list[tuple[str, str, str]] = []
+            for order_id, (lead_id, contact_id) in hidden.items():
+                draft = drafts[order_id]
+                pairs.append(((*ORDER, draft.order_number), (*LEAD, lead_id)))
+                lead_ids[order_id] = lead_id
+                if contact_id:
+                    contact_ids[order_id] = contact_id
+                    pairs.append(((*ORDER, draft.order_number), (*CONTACT, contact_id)))
+                    index += [(k, v, contact_id) for k, v in _keys(draft)]
+            links.put_many(conn, school, pairs)
+            links.index_contacts(conn, school, "amocrm", setup.account, index)
+            by_email.update({v: c for k, v, c in index if k == "email"})
+            by_phone.update({v: c for k, v, c in index if k == "phone"})
     postponed: list[int] = []
     new_contact_keys: set[str] = set()
     for stored in active:
@@ -204,7 +246,7 @@ def _prepare(
             by_phone.get(draft.phone) if draft.phone else None
         )
         if known:
-            contact_ids[stored.id] = known
+            contact_ids.setdefault(stored.id, known)
         elif stored.id not in lead_ids:
             keys = {k for k in (draft.email, draft.phone) if k}
             if keys & new_contact_keys:
@@ -213,42 +255,55 @@ def _prepare(
             new_contact_keys |= keys
     if postponed:
         with ctx.db.write() as conn:
-            order_store.release(conn, postponed)
+            order_store.release(conn, postponed, claim_id=claim_id)
     keep = [o for o in active if o.id not in postponed]
-    return _Batch(keep, drafts, lead_ids, contact_ids)
+    return _Batch(keep, drafts, lead_ids, contact_ids, claim_id)
+
+
+def _keys(draft: LeadDraft) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in (("email", draft.email), ("phone", draft.phone)) if v]
 
 
 def _find_hidden_leads(
     setup: AmoCrmSetup, lost: list[StoredOrder], drafts: dict[int, LeadDraft]
-) -> dict[int, str]:
-    """Leads created by a push whose answer we never got, found by the order number field."""
+) -> dict[int, tuple[str, str | None]]:
+    """Leads (and their contacts) created by a push whose answer we never got, found by the
+    order number field among the leads changed since that push."""
     assert setup.mapping is not None
     since: datetime = min(o.maybe_sent_at for o in lost if o.maybe_sent_at) - timedelta(minutes=2)
     wanted = {drafts[o.id].order_number: o.id for o in lost}
     field_id = setup.mapping.fields.order_number
-    found: dict[int, str] = {}
+    found: dict[int, tuple[str, str | None]] = {}
     for lead in setup.client.iter_leads(updated_since=since):
         number = _field_value(lead, field_id)
         if number in wanted:
-            found[wanted[number]] = str(lead.id)
+            contact = lead.main_contact_id
+            found[wanted[number]] = (str(lead.id), str(contact) if contact else None)
     if found:
         log.info("found leads created by an unanswered push", count=len(found))
     return found
 
 
-def _send(ctx: JobContext, school: str, setup: AmoCrmSetup, batch: _Batch) -> int:
+def _send(
+    ctx: JobContext,
+    school: str,
+    setup: AmoCrmSetup,
+    batch: _Batch,
+    keepalive: Callable[[], object],
+) -> int:
     updates = [o for o in batch.claimed if o.id in batch.lead_ids]
     creates = [o for o in batch.claimed if o.id not in batch.lead_ids]
     done_links: list[tuple[StoredOrder, str, str | None]] = []
-    sent_ids: list[int] = []
+    attempted = False
     try:
         if updates:
+            attempted = True
             setup.client.update_leads(
                 [batch.drafts[o.id].update(batch.lead_ids[o.id]) for o in updates]
             )
             done_links += [(o, batch.lead_ids[o.id], batch.contact_ids.get(o.id)) for o in updates]
-            sent_ids += [o.id for o in updates]
         if creates:
+            attempted = True
             results = setup.client.leads_complex(
                 [
                     batch.drafts[stored.id].create(
@@ -268,36 +323,50 @@ def _send(ctx: JobContext, school: str, setup: AmoCrmSetup, batch: _Batch) -> in
                     )
                 contact_id = result.contact_id or batch.contact_ids.get(stored.id)
                 done_links.append((stored, str(result.id), str(contact_id) if contact_id else None))
-    except RetryableError as exc:
-        _record(ctx, school, setup, batch, done_links)
-        pending = [o.id for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
-        with ctx.db.write() as conn:
-            order_store.release(conn, pending, maybe_sent=not _surely_not_applied(exc))
-        raise
     except RejectedError as exc:
         _record(ctx, school, setup, batch, done_links)
         rest = [o for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
         if len(rest) == 1:
             with ctx.db.write() as conn:
-                order_store.mark_failed(conn, rest[0].id, exc.message)
+                order_store.mark_failed(conn, rest[0].id, exc.message, claim_id=batch.claim_id)
             log.error("amoCRM rejected a lead", school=school, error=exc.message)
             return len(done_links)
-        # one bad lead refuses the whole batch: send them one by one to find it
+        # one bad lead refuses the whole batch: send the rest one by one, still under this
+        # claim, to find it (nothing is released, so no other push can take them meanwhile)
+        sent = len(done_links)
+        for position, stored in enumerate(rest):
+            try:
+                keepalive()
+                single = _Batch(
+                    [stored], batch.drafts, batch.lead_ids, batch.contact_ids, batch.claim_id
+                )
+                sent += _send(ctx, school, setup, single, keepalive)
+            except BaseException:
+                with ctx.db.write() as conn:  # the ones not tried yet go back as they were
+                    order_store.release(
+                        conn, [o.id for o in rest[position + 1 :]], claim_id=batch.claim_id
+                    )
+                raise
+        return sent
+    except BaseException as exc:
+        _record(ctx, school, setup, batch, done_links)
+        pending = [o.id for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
         with ctx.db.write() as conn:
-            order_store.release(conn, [o.id for o in rest])
-        for stored in rest:
-            single = _Batch([stored], batch.drafts, batch.lead_ids, batch.contact_ids)
-            with ctx.db.write() as conn:
-                order_store.claim_ids(conn, [stored.id])
-            _send(ctx, school, setup, single)
-        return len(done_links)
+            order_store.release(
+                conn,
+                pending,
+                claim_id=batch.claim_id,
+                maybe_sent=attempted and not _surely_not_applied(exc),
+            )
+        raise
     _record(ctx, school, setup, batch, done_links)
     return len(done_links)
 
 
-def _surely_not_applied(exc: RetryableError) -> bool:
-    """A 429 is refused before anything happens; a timeout or 5xx may have been applied."""
-    return exc.status == 429
+def _surely_not_applied(exc: BaseException) -> bool:
+    """A 429 (amoCRM's or our own budget's) is refused before anything happens; a timeout, a
+    5xx or an unexpected error may come after amoCRM applied the request."""
+    return isinstance(exc, RateLimitedError | StoreUnavailableError)
 
 
 def _record(
@@ -324,7 +393,9 @@ def _record(
                     index.append(("phone", draft.phone, contact_id))
         links.put_many(conn, school, pairs)
         links.index_contacts(conn, school, "amocrm", setup.account, index)
-        order_store.mark_synced(conn, [(stored.id, stored.version) for stored, _, _ in done])
+        order_store.mark_synced(
+            conn, [(stored.id, stored.version) for stored, _, _ in done], claim_id=batch.claim_id
+        )
 
 
 def _refresh_contact_index(ctx: JobContext, school: str, setup: AmoCrmSetup) -> None:

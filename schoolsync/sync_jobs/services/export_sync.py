@@ -19,7 +19,12 @@ from zoneinfo import ZoneInfo
 from schoolsync.connectors.getcourse.exports import ExportTable
 from schoolsync.core.clock import utcnow
 from schoolsync.core.domain import Order
-from schoolsync.core.errors import MalformedInputError, RetryableError, UnmappableError
+from schoolsync.core.errors import (
+    MalformedInputError,
+    PermanentError,
+    RetryableError,
+    UnmappableError,
+)
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import cursors
 from schoolsync.mappings.getcourse import order_from_wire
@@ -68,7 +73,13 @@ def export_sync(
         with ctx.db.write() as conn:
             cursors.put_text(conn, school, pending_name, f"{export_id}@{run_started.isoformat()}")
         log.info("getcourse export started", school=school, since=start_day.isoformat())
-    table = _wait_for(setup, export_id, progress)
+    try:
+        table = _wait_for(setup, export_id, progress)
+    except PermanentError:
+        # GetCourse gave up on this export (or never had it): start a new one next time
+        with ctx.db.write() as conn:
+            cursors.put_text(conn, school, pending_name, "")
+        raise
     if table is None:
         raise RetryableError(
             "the GetCourse export is not ready yet; polling it again later",

@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 
 from schoolsync.connectors.getcourse.callbacks import parse_callback
 from schoolsync.core.domain import Order
-from schoolsync.core.errors import ConfigError, PermanentError
+from schoolsync.core.errors import ConfigError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox, jobs
 from schoolsync.core.stores import orders as order_store
@@ -117,7 +117,7 @@ def process_getcourse_callbacks(ctx: JobContext, rows: list[RowMapping]) -> None
                     callback, account=setup.account, school=school, mapping=setup.mapping
                 )
                 check_mappable(ctx, school, order)
-            except PermanentError:
+            except Exception:  # handed on: its own job fails (or not) alone, with the reason
                 alone.append(int(row["id"]))
                 continue
             orders.append(order)
