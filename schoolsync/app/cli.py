@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schoolsync.core.config import ConfigFileError, load_config
-from schoolsync.core.errors import ConfigError
+from schoolsync.core.errors import ConfigError, RetryableError
 from schoolsync.core.logging import configure_logging
 from schoolsync.core.pii import mask_text
 from schoolsync.core.settings import Settings
@@ -460,7 +460,11 @@ def backfill(
                 if stage == "rows":
                     progress.update(task, description="storing orders", completed=done, total=total)
 
-            result = export_sync(runtime.context, school_id, since=first_day, progress=report)
+            try:
+                result = export_sync(runtime.context, school_id, since=first_day, progress=report)
+            except RetryableError as exc:
+                wait = f" in about {exc.retry_after:.0f} s" if exc.retry_after else " later"
+                raise _fail(f"{school_id}: {exc.message}; try again{wait}") from None
             progress.update(task, completed=result.rows, total=max(result.rows, 1))
             console.print(
                 f"{school_id}: {result.rows} rows, {result.orders} orders, {result.changed} new or "

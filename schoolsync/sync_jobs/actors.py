@@ -10,7 +10,12 @@ import dramatiq
 from schoolsync.core.errors import RetryableError
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.names import PROCESS_INBOX_BATCH, PROCESS_INBOX_EVENT
-from schoolsync.sync_jobs.services.crm_push import PUSH_ACTOR, push_orders
+from schoolsync.sync_jobs.services.crm_push import (
+    PUSH_ACTOR,
+    RESEND_ACTOR,
+    push_orders,
+    resend_order,
+)
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
 from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, process_inbox_event
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
@@ -34,6 +39,12 @@ def _push_orders(ctx: JobContext, *, school: str, lane: int = 0) -> None:
     push_orders(ctx, school, lane)
 
 
+def _resend_order(
+    ctx: JobContext, *, school: str, platform: str, account: str, number: str
+) -> None:
+    resend_order(ctx, school, platform, account, number)
+
+
 def _export_sync(ctx: JobContext, *, school: str) -> None:
     export_sync(ctx, school)
 
@@ -43,6 +54,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_BATCH: _process_inbox_batch,
     RELAY_ACTOR: _relay_jobs,
     PUSH_ACTOR: _push_orders,
+    RESEND_ACTOR: _resend_order,
     EXPORT_ACTOR: _export_sync,
 }
 

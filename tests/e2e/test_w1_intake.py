@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -232,3 +234,29 @@ def test_an_unknown_getcourse_status_is_a_failure_naming_it_and_the_config_key(
     assert "archived_by_robot" in failure["error_message"]
     assert "mappings.getcourse.statuses" in failure["error_message"]
     assert sandboxes.leads() == []
+
+
+def test_backfill_fetches_orders_whose_callbacks_never_came(w1: Callable[..., Any]) -> None:
+    service, sandboxes = w1()
+    service.wait_for(  # the export every start runs once has looked already
+        lambda: bool(
+            service.query(
+                "SELECT 1 FROM cursors WHERE name = :name", name="getcourse:sandbox:deals"
+            )
+        ),
+        timeout=60,
+        what="the first periodic export",
+    )
+    sandboxes.post("/getcourse/_sandbox/faults", {"drop_callbacks_rate": 1.0, "seed": 1})
+    created = sandboxes.post("/getcourse/_sandbox/orders", {"count": 40, "seed": 4})
+    numbers = [o["number"] for o in created["orders"]]
+    assert service.query("SELECT id FROM inbox WHERE source = 'getcourse'") == []
+
+    today = datetime.now(ZoneInfo("Europe/Moscow")).date().isoformat()
+    result = service.cli("backfill", "--since", today)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "40 rows, 40 orders, 40 new or changed" in result.stdout
+
+    service.wait_for(_orders_synced(service, 40), timeout=60, what="40 synced orders")
+    _assert_one_lead_each(sandboxes, numbers)
+    assert _failures(service) == []

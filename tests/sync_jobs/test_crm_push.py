@@ -26,14 +26,15 @@ from schoolsync.core.db.tables import orders
 from schoolsync.core.domain import Customer, Money, Order, OrderStatus
 from schoolsync.core.errors import UnavailableError
 from schoolsync.core.settings import BrokerSettings, JobSettings
+from schoolsync.core.stores import failures
 from schoolsync.core.stores import orders as order_store
-from schoolsync.mappings.amocrm import AmoCrmMapping
+from schoolsync.mappings.amocrm import AmoCrmMapping, ProductMapping
 from schoolsync.sandbox.amocrm import AmoSandboxConfig, create_app
 from schoolsync.sync_jobs.broker import build_broker
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup, Platforms, SchoolPlatforms
 from schoolsync.sync_jobs.queue import JobQueue
-from schoolsync.sync_jobs.services.crm_push import push_orders
+from schoolsync.sync_jobs.services.crm_push import push_orders, resend_order
 from tests.conftest import RedisServer, serving
 
 SCHOOL = "default"
@@ -184,3 +185,29 @@ def test_a_send_abandoned_by_a_dead_worker_is_found_even_after_a_later_error(
 
     assert push_orders(setup.ctx, SCHOOL) == 10
     assert setup.leads_by_number() == Counter(dict.fromkeys(numbers, 1))
+
+
+def test_an_order_the_mapping_cannot_place_is_a_failure_and_goes_out_after_the_fix(
+    setup: Setup,
+) -> None:
+    setup.add_orders(["a@example.org", "b@example.org"])
+    assert setup.ctx.platforms is not None
+    amocrm = setup.ctx.platforms.schools[SCHOOL].amocrm
+    assert amocrm is not None
+    amocrm.mapping = MAPPING.model_copy(update={"products": {"Пакет VIP": ProductMapping()}})
+
+    assert push_orders(setup.ctx, SCHOOL) == 0
+    assert setup.states() == Counter({"failed": 2})
+    with setup.db.read() as conn:
+        rows = failures.listing(conn, status="open", school=SCHOOL, limit=10)
+    assert len(rows) == 2
+    assert {r["actor"] for r in rows} == {"resend_order_to_crm"}
+    assert all("Пакет Эконом" in r["error_message"] for r in rows)
+    assert all("mappings.amocrm.products" in r["error_message"] for r in rows)
+
+    # the admin adds the product and replays: the orders go out, once
+    amocrm.mapping = MAPPING
+    for row in rows:
+        resend_order(setup.ctx, **row["args"])
+    assert push_orders(setup.ctx, SCHOOL) == 2
+    assert sum(setup.leads_by_number().values()) == 2

@@ -102,6 +102,10 @@ def add_many(
     ]
 
 
+def get_by_key(conn: Connection, dedup_key: str) -> RowMapping | None:
+    return conn.execute(sa.select(jobs).where(jobs.c.dedup_key == dedup_key)).mappings().first()
+
+
 def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | None:
     """A job of ``actor`` (dedup key starting with ``dedup_prefix``) that has not started yet.
 

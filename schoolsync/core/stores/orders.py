@@ -63,13 +63,21 @@ def lane_of(order: Order, lanes: int) -> int:
 
 
 def upsert_many(
-    conn: Connection, school: str, batch: Sequence[Order], *, push: bool = True, lanes: int = 1
+    conn: Connection,
+    school: str,
+    batch: Sequence[Order],
+    *,
+    push: bool = True,
+    lanes: int = 1,
+    snapshot_at: datetime | None = None,
 ) -> int:
     """Store ``batch`` (each merged into what we have; later entries win); returns how many
     orders changed.
 
     With ``push`` an order is queued for the CRM when it changed or was never synced; an
-    unchanged, synced order is left alone (a duplicate callback does nothing).
+    unchanged, synced order is left alone (a duplicate callback does nothing). ``snapshot_at``:
+    the data was read at that time (an export): an order we updated since is newer and kept.
+    On PostgreSQL the existing rows are locked (in id order) until the caller commits.
     """
     if not batch:
         return 0
@@ -78,14 +86,19 @@ def upsert_many(
     for platform, account in {(o.platform, o.account) for o in batch}:
         numbers = [o.number for o in batch if (o.platform, o.account) == (platform, account)]
         for start in range(0, len(numbers), 500):
-            rows = conn.execute(
-                sa.select(orders).where(
+            stmt = (
+                sa.select(orders)
+                .where(
                     orders.c.school == school,
                     orders.c.platform == platform,
                     orders.c.account == account,
                     orders.c.number.in_(numbers[start : start + 500]),
                 )
-            ).mappings()
+                .order_by(orders.c.id)
+            )
+            if conn.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            rows = conn.execute(stmt).mappings()
             for found in rows:
                 existing[(platform, account, found["number"])] = dict(found)
     inserts: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -116,6 +129,8 @@ def upsert_many(
             }
             changed.add(key)
             continue
+        if snapshot_at is not None and as_utc(row["updated_at"]) >= snapshot_at:
+            continue  # changed after the snapshot was taken: what we have is newer
         current = updates.get(row["id"], row)
         merged = _merge(dict(current["data"]), data)
         values = dict(current)

@@ -44,6 +44,7 @@ from schoolsync.sync_jobs.platforms import AmoCrmSetup
 log = get_logger(__name__)
 
 PUSH_ACTOR = "push_orders_to_crm"
+RESEND_ACTOR = "resend_order_to_crm"
 # Pushes that may run at once per school, each for its own share of people. Measured with 2: no
 # faster (the push waits for amoCRM's request budget 70 % of the time), so one by default.
 LANES = 1
@@ -196,8 +197,9 @@ def _prepare(
             log.error("order cannot be mapped to a lead", school=school, error=message)
     numbers = [o.order.number for o in claimed if o.id in drafts]
     with ctx.db.write() as conn:
+        by_id = {o.id: o for o in claimed}
         for order_id, message in failed:
-            order_store.mark_failed(conn, order_id, message, claim_id=claim_id)
+            _fail_order(conn, school, by_id[order_id], claim_id, "UnmappableError", message)
         lead_by_number = links.targets(conn, school, ORDER, numbers, LEAD)
         by_email = links.find_contacts(
             conn,
@@ -328,7 +330,7 @@ def _send(
         rest = [o for o in batch.claimed if o.id not in {d[0].id for d in done_links}]
         if len(rest) == 1:
             with ctx.db.write() as conn:
-                order_store.mark_failed(conn, rest[0].id, exc.message, claim_id=batch.claim_id)
+                _fail_order(conn, school, rest[0], batch.claim_id, type(exc).__name__, exc.message)
             log.error("amoCRM rejected a lead", school=school, error=exc.message)
             return len(done_links)
         # one bad lead refuses the whole batch: send the rest one by one, still under this
@@ -361,6 +363,42 @@ def _send(
         raise
     _record(ctx, school, setup, batch, done_links)
     return len(done_links)
+
+
+def _fail_order(
+    conn: Any, school: str, stored: StoredOrder, claim_id: str, error_class: str, message: str
+) -> None:
+    """Mark the order failed and make that a ``failures`` row an admin sees and can replay
+    (``schoolsync failures replay N`` sends the order again, with the config as it is then)."""
+    order_store.mark_failed(conn, stored.id, message, claim_id=claim_id)
+    order = stored.order
+    key = f"crm-order:{school}:{order.platform}:{order.account}:{order.number}"
+    jobs.add(
+        conn,
+        school=school,
+        actor=RESEND_ACTOR,
+        args={
+            "school": school,
+            "platform": order.platform,
+            "account": order.account,
+            "number": order.number,
+        },
+        dedup_key=key,
+    )
+    row = jobs.get_by_key(conn, key)
+    assert row is not None
+    jobs.finish(conn, row, attempt=None, status=jobs.FAILED, error_class=error_class, error=message)
+
+
+def resend_order(ctx: JobContext, school: str, platform: str, account: str, number: str) -> None:
+    """A failed order, replayed: pending again, and a push asked for."""
+    with ctx.db.write() as conn:
+        row = order_store.get(conn, school, platform, account, number)
+        if row is None:
+            raise UnmappableError(f"order {number} is not in the order mirror")
+        order_store.requeue(conn, school, [number])
+        refs = schedule_push(conn, school, [int(row["lane"])])
+    ctx.queue.send(refs)
 
 
 def _surely_not_applied(exc: BaseException) -> bool:

@@ -63,15 +63,18 @@ def export_sync(
         last = cursors.get(conn, school, cursor)
         pending = cursors.get_text(conn, school, pending_name)
     run_started = utcnow()
-    if pending:
+    if pending and since is None:  # a backfill asks for its own range, never a pending export
         export_id_text, _, started_text = pending.partition("@")
         export_id = int(export_id_text)
         run_started = datetime.fromisoformat(started_text) if started_text else run_started
     else:
         start_day = since or _start_day(last, run_started, setup.tz)
         export_id = setup.exports.start_export("deals", {"created_at[from]": start_day.isoformat()})
-        with ctx.db.write() as conn:
-            cursors.put_text(conn, school, pending_name, f"{export_id}@{run_started.isoformat()}")
+        if since is None:
+            with ctx.db.write() as conn:
+                cursors.put_text(
+                    conn, school, pending_name, f"{export_id}@{run_started.isoformat()}"
+                )
         log.info("getcourse export started", school=school, since=start_day.isoformat())
     try:
         table = _wait_for(setup, export_id, progress)
@@ -102,11 +105,13 @@ def export_sync(
             progress("rows", index, len(rows))
     report.orders = len(orders)
     for start in range(0, len(orders), 500):
-        report.changed += ingest_orders(ctx, school, orders[start : start + 500])
-    with ctx.db.write() as conn:
-        if since is None:
+        report.changed += ingest_orders(
+            ctx, school, orders[start : start + 500], snapshot_at=run_started
+        )
+    if since is None:
+        with ctx.db.write() as conn:
             cursors.put(conn, school, cursor, run_started)
-        cursors.put_text(conn, school, pending_name, "")
+            cursors.put_text(conn, school, pending_name, "")
     for problem in report.problems[:20]:
         log.error("getcourse export row skipped", school=school, problem=problem)
     log.info(

@@ -9,6 +9,7 @@ after the config is fixed, replaying it goes through.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.engine import RowMapping
 
@@ -52,6 +53,7 @@ def ingest_orders(
     *,
     inbox_ids: Sequence[int] = (),
     one_by_one: Sequence[int] = (),
+    snapshot_at: datetime | None = None,
 ) -> int:
     """Store ``orders`` and ask for a CRM push, in one transaction; returns how many changed.
 
@@ -61,7 +63,9 @@ def ingest_orders(
     push = bool(ctx.platforms and ctx.platforms.of(school).amocrm)
     refs: list[jobs.JobRef] = []
     with ctx.db.write() as conn:
-        changed = order_store.upsert_many(conn, school, orders, push=push, lanes=LANES)
+        changed = order_store.upsert_many(
+            conn, school, orders, push=push, lanes=LANES, snapshot_at=snapshot_at
+        )
         if push and orders:
             refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in orders})
         for inbox_id in inbox_ids:
