@@ -34,6 +34,7 @@ from schoolsync.sync_jobs.broker import build_broker
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup, Platforms, SchoolPlatforms
 from schoolsync.sync_jobs.queue import JobQueue
+from schoolsync.sync_jobs.services import crm_push
 from schoolsync.sync_jobs.services.crm_push import push_orders, resend_order
 from tests.conftest import RedisServer, serving
 
@@ -211,3 +212,47 @@ def test_an_order_the_mapping_cannot_place_is_a_failure_and_goes_out_after_the_f
         resend_order(setup.ctx, **row["args"])
     assert push_orders(setup.ctx, SCHOOL) == 2
     assert sum(setup.leads_by_number().values()) == 2
+
+
+def test_people_already_in_amocrm_get_their_contact_even_while_the_mirror_is_built(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people = [f"known{i}@example.org" for i in range(600)]
+    seeded = setup.amo.post(
+        "/_sandbox/leads",
+        json={
+            "leads": [
+                {
+                    "name": f"Старая сделка {i}",
+                    "_embedded": {
+                        "contacts": [
+                            {
+                                "name": "Клиент",
+                                "custom_fields_values": [
+                                    {"field_code": "EMAIL", "values": [{"value": email}]}
+                                ],
+                            }
+                        ]
+                    },
+                }
+                for i, email in enumerate(people)
+            ]
+        },
+    )
+    assert seeded.status_code == 200, seeded.text
+    monkeypatch.setattr(crm_push, "_CONTACT_PAGES_PER_LOOK", 1)  # 250 contacts a look
+    setup.add_orders(people[-5:])  # the last people: on the third page of the mirror
+
+    assert push_orders(setup.ctx, SCHOOL) == 5
+
+    assert len(setup.amo.get("/_sandbox/contacts").json()) == 600  # no second contact
+    leads = [lead for lead in setup.amo.get("/_sandbox/leads").json() if lead["price"] == 991]
+    emails = {
+        value["value"]
+        for lead in leads
+        for contact in lead["_embedded"]["contacts"]
+        for field in contact.get("custom_fields_values") or []
+        for value in field["values"]
+        if field.get("field_code") == "EMAIL"
+    }
+    assert emails == set(people[-5:])

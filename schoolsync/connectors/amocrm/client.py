@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -144,12 +144,20 @@ class AmoCrmClient:
     # -- contacts --
 
     def iter_contacts(
-        self, updated_since: datetime | None = None, limit: int = MAX_PAGE
+        self,
+        updated_since: datetime | None = None,
+        limit: int = MAX_PAGE,
+        *,
+        order_by: Literal["updated_at", "id"] = "updated_at",
+        first_page: int = 1,
     ) -> Iterator[Contact]:
-        """Every contact, oldest change first, optionally only those updated since a time."""
-        params: dict[str, Any] = {"order[updated_at]": "asc"}
+        """Every contact, oldest change first (or by id: a stable order to resume a full read
+        at ``first_page``), optionally only those updated since a time."""
+        params: dict[str, Any] = {f"order[{order_by}]": "asc"}
         params.update(_since(updated_since))
-        return self._pages("/api/v4/contacts", "contacts", Contact, params, limit=limit)
+        return self._pages(
+            "/api/v4/contacts", "contacts", Contact, params, limit=limit, first_page=first_page
+        )
 
     def find_contacts(self, query: str) -> list[Contact]:
         """Contacts whose filled fields (phone, email, name) match ``query`` (every page)."""
@@ -208,9 +216,10 @@ class AmoCrmClient:
         params: Mapping[str, Any],
         *,
         limit: int = MAX_PAGE,
+        first_page: int = 1,
     ) -> Iterator[M]:
         limit = max(1, min(int(limit), MAX_PAGE))
-        page = 1
+        page = max(1, first_page)
         while True:
             data = self._call("GET", path, params={**params, "page": page, "limit": limit})
             items = self._embedded(data, key)

@@ -107,7 +107,8 @@ def get_by_key(conn: Connection, dedup_key: str) -> RowMapping | None:
 
 
 def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | None:
-    """A job of ``actor`` (dedup key starting with ``dedup_prefix``) that has not started yet.
+    """A job of ``actor`` (dedup key starting with ``dedup_prefix``) that will start (again):
+    not started yet, or waiting for its next retry (it sees everything committed before then).
 
     On PostgreSQL the row is locked until the caller commits, so it cannot be claimed (and
     start) before the caller's changes are visible to it.
@@ -115,7 +116,7 @@ def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | No
     stmt = (
         sa.select(jobs.c.id)
         .where(
-            jobs.c.status == QUEUED,
+            jobs.c.status.in_((QUEUED, RETRYING)),
             jobs.c.actor == actor,
             jobs.c.dedup_key.startswith(dedup_prefix, autoescape=True),
         )

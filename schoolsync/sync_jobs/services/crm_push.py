@@ -55,6 +55,7 @@ CONTACT = ("amocrm", "contact")
 _CLAIM_STALE = timedelta(minutes=10)
 _DRAIN_BUDGET_S = 120.0
 _CONTACT_INDEX_EVERY_S = 30.0
+_CONTACT_PAGES_PER_LOOK = 20
 
 
 def schedule_push(conn: Any, school: str, lanes: Iterable[int]) -> list[jobs.JobRef]:
@@ -156,6 +157,8 @@ def _continue_later(ctx: JobContext, school: str, lane: int) -> None:
 def _push_batch(
     ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int, keepalive: Callable[[], object]
 ) -> int:
+    if not _refresh_contact_index(ctx, school, setup):
+        return 0  # the mirror of amoCRM's contacts is still being built: match nobody yet
     claim_id = uuid.uuid4().hex
     with ctx.db.write() as conn:
         claimed = order_store.claim(
@@ -169,7 +172,6 @@ def _push_batch(
     if not claimed:
         return 0
     try:
-        _refresh_contact_index(ctx, school, setup)
         batch = _prepare(ctx, school, setup, claimed, claim_id)
     except BaseException:
         with ctx.db.write() as conn:
@@ -436,23 +438,60 @@ def _record(
         )
 
 
-def _refresh_contact_index(ctx: JobContext, school: str, setup: AmoCrmSetup) -> None:
-    """Mirror contacts changed in amoCRM since the last look (at most every 30 s)."""
+def _refresh_contact_index(ctx: JobContext, school: str, setup: AmoCrmSetup) -> bool:
+    """Mirror amoCRM's contacts (email and phone -> contact id); returns whether the mirror is
+    complete. No contact is created before it is: the person could be in amoCRM already.
+
+    The first time, every contact is read in id order, ``_CONTACT_PAGES_PER_LOOK`` pages per
+    look, the page reached stored after each page (an account with a million contacts is read
+    look by look, never started over). After that, every 30 s at most, the contacts changed
+    since the last look (a few seconds of overlap).
+    """
     name = f"amocrm:{setup.account}:contacts"
     with ctx.db.read() as conn:
-        last = cursors.get(conn, school, name)
+        position = cursors.get(conn, school, name)  # changes up to here are mirrored
+        checked = cursors.get(conn, school, f"{name}:checked")
+        build_page = cursors.get_text(conn, school, f"{name}:build-page")
+        build_started = cursors.get(conn, school, f"{name}:build-started")
     now = utcnow()
-    if last is not None and (now - last).total_seconds() < _CONTACT_INDEX_EVERY_S:
-        return
-    since = last - timedelta(minutes=1) if last is not None else None
+    if checked is not None and (now - checked).total_seconds() < _CONTACT_INDEX_EVERY_S:
+        return True
+    building = position is None
+    if building and build_started is None:
+        build_started = now
+    page = int(build_page or 1)
     entries: list[tuple[str, str, str]] = []
-    for contact in setup.client.iter_contacts(updated_since=since):
+
+    def save(*, done: bool) -> None:
+        with ctx.db.write() as conn:
+            links.index_contacts(conn, school, "amocrm", setup.account, entries)
+            if building:
+                assert build_started is not None
+                cursors.put(conn, school, f"{name}:build-started", build_started)
+                cursors.put_text(conn, school, f"{name}:build-page", str(page))
+                if done:
+                    cursors.put(conn, school, name, build_started)
+            elif done:
+                cursors.put(conn, school, name, now)
+            if done:
+                cursors.put(conn, school, f"{name}:checked", now)
+        entries.clear()
+
+    if position is None:
+        contacts = setup.client.iter_contacts(order_by="id", first_page=page)
+    else:
+        contacts = setup.client.iter_contacts(updated_since=position - timedelta(seconds=5))
+    for seen, contact in enumerate(contacts, start=1):
         cid = str(contact.id)
-        entries += [("email", e, cid) for e in map(normalize_email, contact.emails()) if e]
-        entries += [("phone", p, cid) for p in map(normalize_phone, contact.phones()) if p]
-    with ctx.db.write() as conn:
-        links.index_contacts(conn, school, "amocrm", setup.account, entries)
-        cursors.put(conn, school, name, now)
+        entries.extend(("email", e, cid) for e in map(normalize_email, contact.emails()) if e)
+        entries.extend(("phone", p, cid) for p in map(normalize_phone, contact.phones()) if p)
+        if seen % 250 == 0:  # a full page
+            page += 1
+            save(done=False)
+            if building and seen >= 250 * _CONTACT_PAGES_PER_LOOK:
+                return False  # the next look goes on from this page
+    save(done=True)
+    return True
 
 
 def _request_id(result: ComplexResult) -> str:
