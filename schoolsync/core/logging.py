@@ -27,9 +27,10 @@ def configure_logging(*, fmt: str = "auto", level: str = "INFO") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info
-        if json_output
-        else structlog.processors.StackInfoRenderer(),
+        structlog.processors.StackInfoRenderer(),
+        # tracebacks become text before masking, on a terminal too: an exception's message can
+        # carry an email or a phone as well as any log line
+        structlog.processors.format_exc_info,
         _mask,
     ]
     renderer: Any = (

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,3 +29,18 @@ def test_order_numbers_amounts_and_ids_stay_readable() -> None:
 def test_no_luhn_valid_card_survives(number: str) -> None:
     if luhn_valid(number):
         assert number not in mask_text(f"card {number} ok")
+
+
+def test_a_traceback_is_masked_on_a_terminal_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from schoolsync.core.logging import configure_logging, get_logger
+
+    configure_logging(fmt="console", level="INFO")
+    try:
+        raise ValueError("no such user: anna.petrova@example.org, +7 923 123-45-67")
+    except ValueError:
+        get_logger("test").exception("lookup failed")
+    printed = capsys.readouterr().err
+    assert "lookup failed" in printed
+    assert "ValueError" in printed
+    assert "anna.petrova@example.org" not in printed
+    assert "123-45-67" not in printed
