@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from schoolsync.app.bootstrap import build_runtime
-from schoolsync.app.web.app import create_app
+from schoolsync.app.web.app import FastPath, create_app
 from schoolsync.connectors.generic.webhooks import sign
 from schoolsync.core.db.tables import inbox, jobs
 from schoolsync.core.settings import Settings
@@ -37,7 +37,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
     runtime = build_runtime(settings)
     upgrade(runtime.db)
-    with TestClient(create_app(runtime)) as test_client:
+    # what `schoolsync web` serves: /webhooks/* on the plain router, the rest on FastAPI
+    with TestClient(FastPath(create_app(runtime))) as test_client:
         test_client.runtime = runtime  # type: ignore[attr-defined]
         yield test_client
 
@@ -152,7 +153,7 @@ def test_database_unavailable_is_503_so_the_sender_retries(settings: Settings) -
     runtime.db = Database(settings.effective_database_url, busy_timeout_ms=200)
     runtime.queue.db = runtime.db
     try:
-        with TestClient(create_app(runtime)) as test_client:
+        with TestClient(FastPath(create_app(runtime))) as test_client:
             body = json.dumps({"id": "evt-3", "type": "x"}).encode()
             response = post(test_client, body)
     finally:
