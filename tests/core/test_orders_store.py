@@ -102,3 +102,17 @@ def test_an_export_snapshot_does_not_overwrite_a_newer_callback(any_db: Database
         store.upsert_many(conn, SCHOOL, [order("4", OrderStatus.PAYED)])  # after the snapshot
         store.upsert_many(conn, SCHOOL, [order("4")], snapshot_at=snapshot_at)
     assert state(any_db, "4")["status"] == "payed"
+
+
+def test_the_creation_time_reads_back_as_the_same_instant(any_db: Database) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from schoolsync.core.clock import as_utc
+
+    moscow = datetime(2026, 11, 23, 14, 5, tzinfo=ZoneInfo("Europe/Moscow"))
+    with any_db.write() as conn:
+        store.upsert_many(conn, SCHOOL, [order("5", created_at=moscow)])
+    stored = state(any_db, "5")["created_at"]
+    assert isinstance(stored, datetime)
+    assert as_utc(stored) == moscow  # 11:05 UTC, not 14:05

@@ -121,7 +121,8 @@ def upsert_many(
                 "external_id": order.external_id,
                 "status": order.status.value,
                 "data": data,
-                "created_at": order.created_at,
+                # stored in UTC: SQLite keeps no offset, so a Moscow time would read back 3 h off
+                "created_at": as_utc(order.created_at) if order.created_at else None,
                 "updated_at": now,
                 "version": 1,
                 "lane": lane_of(order, lanes),
