@@ -178,9 +178,20 @@ def upsert_many(
     return len(changed)
 
 
-def requeue(conn: Connection, school: str, numbers: Sequence[str] | None = None) -> int:
+def requeue(
+    conn: Connection,
+    school: str,
+    numbers: Sequence[str] | None = None,
+    *,
+    platform: str | None = None,
+    account: str | None = None,
+) -> int:
     """Mark orders pending again (replay, backfill); returns how many."""
     stmt = sa.update(orders).where(orders.c.school == school, orders.c.crm_state != SENDING)
+    if platform is not None:
+        stmt = stmt.where(orders.c.platform == platform)
+    if account is not None:
+        stmt = stmt.where(orders.c.account == account)
     if numbers is not None:
         stmt = stmt.where(orders.c.number.in_(list(numbers)))
     return conn.execute(stmt.values(crm_state=PENDING, crm_error=None)).rowcount
@@ -295,16 +306,25 @@ def mark_synced(conn: Connection, sent: Sequence[tuple[int, int]], *, claim_id: 
             crm_error=None,
             crm_maybe_sent_at=None,
         ),
-        [{"order_id": order_id, "sent_version": version} for order_id, version in sent],
+        # in id order: the same order as every other statement that locks these rows
+        [{"order_id": order_id, "sent_version": version} for order_id, version in sorted(sent)],
     )
 
 
-def mark_failed(conn: Connection, order_id: int, error: str, *, claim_id: str) -> None:
-    conn.execute(
+def mark_failed(
+    conn: Connection, order_id: int, error: str, *, claim_id: str, version: int | None = None
+) -> bool:
+    """The order cannot go to the CRM as it is; False if this push no longer holds it. A newer
+    version that arrived meanwhile goes back to pending instead (it may be fixed)."""
+    state: Any = FAILED
+    if version is not None:
+        state = sa.case((orders.c.version == version, FAILED), else_=PENDING)
+    result = conn.execute(
         sa.update(orders)
         .where(orders.c.id == order_id, orders.c.crm_claim == claim_id)
-        .values(crm_state=FAILED, crm_error=error[:2000], crm_claim=None)
+        .values(crm_state=state, crm_error=error[:2000], crm_claim=None)
     )
+    return bool(result.rowcount)
 
 
 def get(conn: Connection, school: str, platform: str, account: str, number: str) -> Any:

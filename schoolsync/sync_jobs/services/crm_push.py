@@ -19,14 +19,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from redis.exceptions import LockError
 
-from schoolsync.connectors.amocrm.models import ComplexResult, Lead
+from schoolsync.connectors.amocrm.models import ComplexResult, Contact, Lead
 from schoolsync.core.clock import utcnow
 from schoolsync.core.domain import normalize_email, normalize_phone
 from schoolsync.core.errors import (
+    AuthError,
     RateLimitedError,
     RejectedError,
     StoreUnavailableError,
@@ -56,6 +58,7 @@ _CLAIM_STALE = timedelta(minutes=10)
 _DRAIN_BUDGET_S = 120.0
 _CONTACT_INDEX_EVERY_S = 30.0
 _CONTACT_PAGES_PER_LOOK = 20
+_SCAN_AT_MOST = timedelta(hours=1)  # older "maybe sent" marks: search by number instead
 
 
 def schedule_push(conn: Any, school: str, lanes: Iterable[int]) -> list[jobs.JobRef]:
@@ -100,6 +103,7 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
     assert ctx.platforms is not None
     started = time.monotonic()
     synced = 0
+    out_of_time = False
     while True:
         lock = ctx.platforms.redis.lock(f"schoolsync:lock:crm-push:{school}:{lane}", timeout=180)
         if not lock.acquire(blocking=False):
@@ -123,13 +127,16 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
                     break
                 lock.reacquire()
                 if time.monotonic() - started > _DRAIN_BUDGET_S:
-                    _continue_later(ctx, school, lane)
-                    return synced
+                    out_of_time = True
+                    break
         finally:
             try:
                 lock.release()
             except LockError:
                 log.warning("push lock expired before release", school=school)
+        if out_of_time:  # after the release, so that the next job can take the lock
+            _continue_later(ctx, school, lane)
+            return synced
         # a push asked for while we held the lock gave up: look once more
         if not _has_pending(ctx, school, lane):
             return synced
@@ -157,7 +164,7 @@ def _continue_later(ctx: JobContext, school: str, lane: int) -> None:
 def _push_batch(
     ctx: JobContext, school: str, setup: AmoCrmSetup, lane: int, keepalive: Callable[[], object]
 ) -> int:
-    if not _refresh_contact_index(ctx, school, setup):
+    if not _refresh_contact_index(ctx, school, setup, keepalive):
         return 0  # the mirror of amoCRM's contacts is still being built: match nobody yet
     claim_id = uuid.uuid4().hex
     with ctx.db.write() as conn:
@@ -172,7 +179,7 @@ def _push_batch(
     if not claimed:
         return 0
     try:
-        batch = _prepare(ctx, school, setup, claimed, claim_id)
+        batch = _prepare(ctx, school, setup, claimed, claim_id, keepalive)
     except BaseException:
         with ctx.db.write() as conn:
             order_store.release(conn, [o.id for o in claimed], claim_id=claim_id)
@@ -186,6 +193,7 @@ def _prepare(
     setup: AmoCrmSetup,
     claimed: list[StoredOrder],
     claim_id: str,
+    keepalive: Callable[[], object],
 ) -> _Batch:
     assert setup.mapping is not None
     drafts: dict[int, LeadDraft] = {}
@@ -226,7 +234,7 @@ def _prepare(
     contact_ids: dict[int, str] = {}
     lost = [o for o in active if o.id not in lead_ids and o.maybe_sent_at is not None]
     if lost:
-        hidden = _find_hidden_leads(setup, lost, drafts)
+        hidden = _find_hidden_leads(setup, lost, drafts, keepalive)
         with ctx.db.write() as conn:  # found is found: keep it even if this push stops here
             pairs: list[tuple[tuple[str, str, str], tuple[str, str, str]]] = []
             index: list[tuple[str, str, str]] = []
@@ -269,16 +277,28 @@ def _keys(draft: LeadDraft) -> list[tuple[str, str]]:
 
 
 def _find_hidden_leads(
-    setup: AmoCrmSetup, lost: list[StoredOrder], drafts: dict[int, LeadDraft]
+    setup: AmoCrmSetup,
+    lost: list[StoredOrder],
+    drafts: dict[int, LeadDraft],
+    keepalive: Callable[[], object],
 ) -> dict[int, tuple[str, str | None]]:
     """Leads (and their contacts) created by a push whose answer we never got, found by the
-    order number field among the leads changed since that push."""
+    order number field: among the leads changed since that push when it was recent, else by
+    searching each order's number."""
     assert setup.mapping is not None
     since: datetime = min(o.maybe_sent_at for o in lost if o.maybe_sent_at) - timedelta(minutes=2)
     wanted = {drafts[o.id].order_number: o.id for o in lost}
     field_id = setup.mapping.fields.order_number
     found: dict[int, tuple[str, str | None]] = {}
-    for lead in setup.client.iter_leads(updated_since=since):
+    if utcnow() - since > _SCAN_AT_MOST:
+        candidates: Iterable[Lead] = (
+            lead for number in wanted for lead in setup.client.find_leads(number)
+        )
+    else:
+        candidates = setup.client.iter_leads(updated_since=since)
+    for seen, lead in enumerate(candidates, start=1):
+        if seen % 250 == 0:
+            keepalive()
         number = _field_value(lead, field_id)
         if number in wanted:
             contact = lead.main_contact_id
@@ -346,9 +366,9 @@ def _send(
                 )
                 sent += _send(ctx, school, setup, single, keepalive)
             except BaseException:
-                with ctx.db.write() as conn:  # the ones not tried yet go back as they were
-                    order_store.release(
-                        conn, [o.id for o in rest[position + 1 :]], claim_id=batch.claim_id
+                with ctx.db.write() as conn:  # the ones not sent yet go back as they were
+                    order_store.release(  # (one its own send released is not ours any more)
+                        conn, [o.id for o in rest[position:]], claim_id=batch.claim_id
                     )
                 raise
         return sent
@@ -371,23 +391,33 @@ def _fail_order(
     conn: Any, school: str, stored: StoredOrder, claim_id: str, error_class: str, message: str
 ) -> None:
     """Mark the order failed and make that a ``failures`` row an admin sees and can replay
-    (``schoolsync failures replay N`` sends the order again, with the config as it is then)."""
-    order_store.mark_failed(conn, stored.id, message, claim_id=claim_id)
+    (``schoolsync failures replay N`` sends the order again, with the config as it is then).
+    Nothing happens if this push no longer holds the order."""
+    if not order_store.mark_failed(
+        conn, stored.id, message, claim_id=claim_id, version=stored.version
+    ):
+        return
     order = stored.order
     key = f"crm-order:{school}:{order.platform}:{order.account}:{order.number}"
-    jobs.add(
-        conn,
-        school=school,
-        actor=RESEND_ACTOR,
-        args={
-            "school": school,
-            "platform": order.platform,
-            "account": order.account,
-            "number": order.number,
-        },
-        dedup_key=key,
-    )
     row = jobs.get_by_key(conn, key)
+    if row is not None and row["status"] not in jobs.FINISHED:
+        # a replay of the earlier failure is queued or running: this is a new failure
+        key = f"{key}:{uuid.uuid4().hex[:12]}"
+        row = None
+    if row is None:
+        jobs.add(
+            conn,
+            school=school,
+            actor=RESEND_ACTOR,
+            args={
+                "school": school,
+                "platform": order.platform,
+                "account": order.account,
+                "number": order.number,
+            },
+            dedup_key=key,
+        )
+        row = jobs.get_by_key(conn, key)
     assert row is not None
     jobs.finish(conn, row, attempt=None, status=jobs.FAILED, error_class=error_class, error=message)
 
@@ -398,7 +428,7 @@ def resend_order(ctx: JobContext, school: str, platform: str, account: str, numb
         row = order_store.get(conn, school, platform, account, number)
         if row is None:
             raise UnmappableError(f"order {number} is not in the order mirror")
-        order_store.requeue(conn, school, [number])
+        order_store.requeue(conn, school, [number], platform=platform, account=account)
         refs = schedule_push(conn, school, [int(row["lane"])])
     ctx.queue.send(refs)
 
@@ -406,6 +436,8 @@ def resend_order(ctx: JobContext, school: str, platform: str, account: str, numb
 def _surely_not_applied(exc: BaseException) -> bool:
     """A 429 (amoCRM's or our own budget's) is refused before anything happens; a timeout, a
     5xx or an unexpected error may come after amoCRM applied the request."""
+    if isinstance(exc, AuthError) and exc.status == 401:
+        return True  # refused at the door
     return isinstance(exc, RateLimitedError | StoreUnavailableError)
 
 
@@ -438,60 +470,123 @@ def _record(
         )
 
 
-def _refresh_contact_index(ctx: JobContext, school: str, setup: AmoCrmSetup) -> bool:
+def _refresh_contact_index(
+    ctx: JobContext, school: str, setup: AmoCrmSetup, keepalive: Callable[[], object]
+) -> bool:
     """Mirror amoCRM's contacts (email and phone -> contact id); returns whether the mirror is
     complete. No contact is created before it is: the person could be in amoCRM already.
 
     The first time, every contact is read in id order, ``_CONTACT_PAGES_PER_LOOK`` pages per
-    look, the page reached stored after each page (an account with a million contacts is read
-    look by look, never started over). After that, every 30 s at most, the contacts changed
-    since the last look (a few seconds of overlap).
+    look; the page and the last id read are stored after each page, and a look resumes a page
+    early, skipping what it has (contacts deleted meanwhile shift the pages back: nobody is
+    skipped). After that, every 30 s at most, the contacts changed since the last look, the
+    position stored after each page (a look cut short goes on from there).
     """
     name = f"amocrm:{setup.account}:contacts"
     with ctx.db.read() as conn:
         position = cursors.get(conn, school, name)  # changes up to here are mirrored
         checked = cursors.get(conn, school, f"{name}:checked")
-        build_page = cursors.get_text(conn, school, f"{name}:build-page")
+        build = cursors.get_text(conn, school, f"{name}:build")  # "page:last id"
         build_started = cursors.get(conn, school, f"{name}:build-started")
     now = utcnow()
     if checked is not None and (now - checked).total_seconds() < _CONTACT_INDEX_EVERY_S:
         return True
-    building = position is None
-    if building and build_started is None:
-        build_started = now
-    page = int(build_page or 1)
-    entries: list[tuple[str, str, str]] = []
-
-    def save(*, done: bool) -> None:
-        with ctx.db.write() as conn:
-            links.index_contacts(conn, school, "amocrm", setup.account, entries)
-            if building:
-                assert build_started is not None
-                cursors.put(conn, school, f"{name}:build-started", build_started)
-                cursors.put_text(conn, school, f"{name}:build-page", str(page))
-                if done:
-                    cursors.put(conn, school, name, build_started)
-            elif done:
-                cursors.put(conn, school, name, now)
-            if done:
-                cursors.put(conn, school, f"{name}:checked", now)
-        entries.clear()
-
     if position is None:
-        contacts = setup.client.iter_contacts(order_by="id", first_page=page)
-    else:
-        contacts = setup.client.iter_contacts(updated_since=position - timedelta(seconds=5))
-    for seen, contact in enumerate(contacts, start=1):
-        cid = str(contact.id)
-        entries.extend(("email", e, cid) for e in map(normalize_email, contact.emails()) if e)
-        entries.extend(("phone", p, cid) for p in map(normalize_phone, contact.phones()) if p)
-        if seen % 250 == 0:  # a full page
-            page += 1
-            save(done=False)
-            if building and seen >= 250 * _CONTACT_PAGES_PER_LOOK:
-                return False  # the next look goes on from this page
-    save(done=True)
+        return _build_contact_index(
+            ctx, school, setup, keepalive, build=build, started=build_started or now
+        )
+    entries: list[tuple[str, str, str]] = []
+    newest = position
+    for seen, contact in enumerate(
+        setup.client.iter_contacts(updated_since=position - timedelta(seconds=5)), start=1
+    ):
+        entries += _contact_entries(contact)
+        if contact.updated_at is not None and contact.updated_at > newest:
+            newest = contact.updated_at
+        if seen % 250 == 0:
+            keepalive()
+            _save_index(ctx, school, setup, entries, {name: newest})
+    _save_index(ctx, school, setup, entries, {name: newest, f"{name}:checked": now})
     return True
+
+
+def _build_contact_index(
+    ctx: JobContext,
+    school: str,
+    setup: AmoCrmSetup,
+    keepalive: Callable[[], object],
+    *,
+    build: str | None,
+    started: datetime,
+) -> bool:
+    name = f"amocrm:{setup.account}:contacts"
+    page, last_id = (int(part) for part in (build or "1:0").split(":"))
+    start = max(1, page - 1)
+    entries: list[tuple[str, str, str]] = []
+    pages = 0  # full pages read in this look
+    fresh = 0  # of them, pages with contacts not read before (the look's budget)
+    new_in_page = False
+    while True:
+        contacts = setup.client.iter_contacts(order_by="id", first_page=start)
+        first = next(contacts, None)
+        if first is not None and first.id > last_id and start > 1:
+            start -= 1  # more were deleted than a page holds: step back further
+            continue
+        break
+    for seen, contact in enumerate([] if first is None else chain([first], contacts), start=1):
+        if contact.id > last_id:
+            entries += _contact_entries(contact)
+            last_id = contact.id
+            new_in_page = True
+        if seen % 250 == 0:
+            pages += 1
+            fresh += new_in_page
+            new_in_page = False
+            keepalive()
+            _save_index(
+                ctx,
+                school,
+                setup,
+                entries,
+                {f"{name}:build-started": started},
+                texts={f"{name}:build": f"{start + pages}:{last_id}"},
+            )
+            if fresh >= _CONTACT_PAGES_PER_LOOK:
+                return False  # the next look goes on from here
+    _save_index(
+        ctx,
+        school,
+        setup,
+        entries,
+        {name: started, f"{name}:checked": utcnow()},
+        texts={f"{name}:build": f"{start + pages}:{last_id}"},
+    )
+    return True
+
+
+def _contact_entries(contact: Contact) -> list[tuple[str, str, str]]:
+    cid = str(contact.id)
+    return [("email", e, cid) for e in map(normalize_email, contact.emails()) if e] + [
+        ("phone", p, cid) for p in map(normalize_phone, contact.phones()) if p
+    ]
+
+
+def _save_index(
+    ctx: JobContext,
+    school: str,
+    setup: AmoCrmSetup,
+    entries: list[tuple[str, str, str]],
+    times: dict[str, datetime],
+    *,
+    texts: dict[str, str] | None = None,
+) -> None:
+    with ctx.db.write() as conn:
+        links.index_contacts(conn, school, "amocrm", setup.account, entries)
+        for key, value in times.items():
+            cursors.put(conn, school, key, value)
+        for key, text in (texts or {}).items():
+            cursors.put_text(conn, school, key, text)
+    entries.clear()
 
 
 def _request_id(result: ComplexResult) -> str:

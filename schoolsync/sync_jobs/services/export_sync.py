@@ -77,11 +77,13 @@ def export_sync(
                 )
         log.info("getcourse export started", school=school, since=start_day.isoformat())
     try:
-        table = _wait_for(setup, export_id, progress)
+        # a backfill (a person waiting at the terminal) waits as long as GetCourse takes: its
+        # export is not remembered, and GetCourse runs one export at a time
+        table = _wait_for(setup, export_id, progress, _POLL_FOR_S if since is None else 3600.0)
     except PermanentError:
-        # GetCourse gave up on this export (or never had it): start a new one next time
-        with ctx.db.write() as conn:
-            cursors.put_text(conn, school, pending_name, "")
+        if since is None:  # GetCourse gave up on this export: start a new one next time
+            with ctx.db.write() as conn:
+                cursors.put_text(conn, school, pending_name, "")
         raise
     if table is None:
         raise RetryableError(
@@ -131,10 +133,14 @@ def _start_day(last: datetime | None, now: datetime, tz: ZoneInfo) -> date:
 
 
 def _wait_for(
-    setup: GetCourseSetup, export_id: int, progress: Callable[[str, int, int], None] | None
+    setup: GetCourseSetup,
+    export_id: int,
+    progress: Callable[[str, int, int], None] | None,
+    poll_for_s: float,
 ) -> ExportTable | None:
     exports = setup.exports
-    deadline = time.monotonic() + _POLL_FOR_S
+    started = time.monotonic()
+    deadline = started + poll_for_s
     delay = 0.5
     while True:
         table = exports.fetch_export(export_id)
@@ -145,4 +151,6 @@ def _wait_for(
         if progress:
             progress("waiting", 0, 0)
         time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        # every poll spends one of the account's ~100 export requests per 2 hours: often at
+        # first (most exports are ready in seconds), then twice a minute
+        delay = min(delay * 2, 5.0 if time.monotonic() - started < 60 else 30.0)
