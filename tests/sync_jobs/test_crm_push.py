@@ -112,7 +112,14 @@ class Setup:
 
 
 @pytest.fixture
-def setup(sqlite_db: Database, redis_server: RedisServer, tmp_path: Path) -> Iterator[Setup]:
+def setup(
+    sqlite_db: Database,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Setup]:
+    # a push gives up on the first 5xx/timeout here (in service it tries a few times first)
+    monkeypatch.setattr(crm_push, "_QUICK_TRIES", 0)
     app = create_app(AmoSandboxConfig(long_lived_token=TOKEN, rate_per_s=1000))
     with serving(app) as base_url:
         made = Setup(sqlite_db, redis_server, tmp_path, base_url)
@@ -256,3 +263,14 @@ def test_people_already_in_amocrm_get_their_contact_even_while_the_mirror_is_bui
         if field.get("field_code") == "EMAIL"
     }
     assert emails == set(people[-5:])
+
+
+def test_a_few_5xx_do_not_stop_the_push(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crm_push, "_QUICK_TRIES", 5)
+    numbers = setup.add_orders([f"r{i}@example.org" for i in range(200)])
+    setup.fault(endpoint="/api/v4/leads/complex", error_rate=0.3, status=502, seed=7)
+
+    assert push_orders(setup.ctx, SCHOOL) == 200  # no exception: tried again within the job
+
+    assert setup.leads_by_number() == Counter(dict.fromkeys(numbers, 1))
+    assert setup.amo.get("/_sandbox/state").json()["faults_injected"] > 0

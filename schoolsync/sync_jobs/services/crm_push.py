@@ -58,6 +58,7 @@ _CLAIM_STALE = timedelta(minutes=10)
 _DRAIN_BUDGET_S = 120.0
 _CONTACT_INDEX_EVERY_S = 30.0
 _CONTACT_PAGES_PER_LOOK = 20
+_QUICK_TRIES = 5
 _SCAN_AT_MOST = timedelta(hours=1)  # older "maybe sent" marks: search by number instead
 
 
@@ -104,6 +105,7 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
     started = time.monotonic()
     synced = 0
     out_of_time = False
+    unavailable = 0  # failed tries in a row
     while True:
         lock = ctx.platforms.redis.lock(f"schoolsync:lock:crm-push:{school}:{lane}", timeout=180)
         if not lock.acquire(blocking=False):
@@ -112,6 +114,19 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
             while True:
                 try:
                     done = _push_batch(ctx, school, setup, lane, lock.reacquire)
+                except UnavailableError as exc:
+                    # a 5xx or a timeout: the batch is back (marked if it may have arrived);
+                    # a few quick tries here before the job's slower retries take over
+                    unavailable += 1
+                    wait = min(0.5 * 2**unavailable, 5.0)
+                    if unavailable > _QUICK_TRIES or (
+                        time.monotonic() - started + wait > _DRAIN_BUDGET_S
+                    ):
+                        raise
+                    log.info("amoCRM unavailable; trying again", school=school, error=exc.message)
+                    time.sleep(wait)
+                    lock.reacquire()
+                    continue
                 except RateLimitedError as exc:
                     # the budget is shared and already slowed down: wait our turn here rather
                     # than give the batch up to a retry that starts the queue over
@@ -123,6 +138,7 @@ def push_orders(ctx: JobContext, school: str, lane: int = 0) -> int:
                     lock.reacquire()
                     continue
                 synced += done
+                unavailable = 0
                 if done == 0 and not _has_pending(ctx, school, lane):
                     break
                 lock.reacquire()
