@@ -210,6 +210,17 @@ def test_an_order_delivered_three_times_and_replayed_has_one_lead(
         what="the lead to move to В работе",
     )
     assert sandboxes.lead_numbers() == Counter({order["number"]: 1})
+    # amoCRM's webhooks about that lead came back, verified by their URL secret, and were stored
+    service.wait_for(
+        lambda: bool(
+            service.query("SELECT id FROM inbox WHERE source = 'amocrm' AND status = 'processed'")
+        ),
+        timeout=30,
+        what="amoCRM's webhook, processed",
+    )
+    assert (
+        service.query("SELECT id FROM inbox WHERE source = 'amocrm' AND status = 'rejected'") == []
+    )
     assert _failures(service) == []
 
 

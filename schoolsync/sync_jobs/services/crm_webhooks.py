@@ -1,9 +1,8 @@
-"""amoCRM account webhooks: verified, re-fetched, and recorded on the order they belong to.
+"""amoCRM account webhooks: verified by the secret in their URL, parsed, stored and logged.
 
-amoCRM webhooks carry no signature: the URL secret got them in, and the lead is re-fetched
-through the API before anything trusts it. What a stage change should do to the order (W4,
-two-way status sync) is decided by the status-sync workflow; here the lead's current stage is
-read from amoCRM and logged against its order.
+amoCRM webhooks carry no signature: the URL secret got them in, and whatever acts on one (the
+two-way status sync, W4) re-fetches the lead through the API before trusting it. Until then a
+lead event is parsed (a malformed body fails here, visibly) and logged.
 """
 
 from __future__ import annotations
@@ -30,17 +29,18 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
         )
     body = parse(bytes(row["body"]))
     for event in body.events:
-        # only a stage change matters (W4); leads we added ourselves need no second look, and a
-        # launch's thousands of adds must not spend the account's 7 requests a second
-        if isinstance(event, LeadEvent) and event.action == "status":
-            lead = setup.client.get_lead(event.id, with_contacts=False)
+        if isinstance(event, LeadEvent):
+            # recorded, not acted on: the stage -> order status rule (W4) re-fetches the lead
+            # before trusting it; fetching here for nothing would spend the account's 7
+            # requests a second that the CRM push needs during a launch
             log.info(
                 "amocrm lead changed",
                 school=school,
-                lead=lead.id,
+                account=setup.account,
+                lead=event.id,
                 action=event.action,
-                status_id=lead.status_id,
-                pipeline_id=lead.pipeline_id,
+                status_id=event.status_id,
+                pipeline_id=event.pipeline_id,
             )
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)
