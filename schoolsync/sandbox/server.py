@@ -1,4 +1,4 @@
-"""Both sandboxes behind one port: ``/getcourse/...`` and ``/amocrm/...``.
+"""The sandboxes behind one port: ``/getcourse/...``, ``/amocrm/...`` and ``/telegram/...``.
 
 Served by ``schoolsync sandbox`` and started by ``schoolsync run`` when no school configures a
 real account. Imports nothing of schoolsync outside ``sandbox``: it is written from the
@@ -16,24 +16,34 @@ from schoolsync.sandbox.amocrm import AmoSandboxConfig
 from schoolsync.sandbox.amocrm import create_app as amocrm_app
 from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
 from schoolsync.sandbox.getcourse import create_app as getcourse_app
+from schoolsync.sandbox.telegram import TelegramSandboxConfig
+from schoolsync.sandbox.telegram import create_app as telegram_app
 
 
 async def _index(_: Request) -> JSONResponse:
     return JSONResponse(
         {
-            "sandboxes": {"getcourse": "/getcourse", "amocrm": "/amocrm"},
-            "control": ["/getcourse/_sandbox/state", "/amocrm/_sandbox/state"],
+            "sandboxes": {"getcourse": "/getcourse", "amocrm": "/amocrm", "telegram": "/telegram"},
+            "control": [
+                "/getcourse/_sandbox/state",
+                "/amocrm/_sandbox/state",
+                "/telegram/_sandbox/state",
+            ],
         }
     )
 
 
 def create_app(
-    getcourse: GetCourseSandboxConfig | None = None, amocrm: AmoSandboxConfig | None = None
+    getcourse: GetCourseSandboxConfig | None = None,
+    amocrm: AmoSandboxConfig | None = None,
+    telegram: TelegramSandboxConfig | None = None,
 ) -> Starlette:
     return Starlette(
         routes=[
             Route("/", _index),
             Mount("/getcourse", app=getcourse_app(getcourse or GetCourseSandboxConfig())),
             Mount("/amocrm", app=amocrm_app(amocrm or AmoSandboxConfig())),
+            # the bot token is in Telegram's URL paths: whoever serves this keeps access logs off
+            Mount("/telegram", app=telegram_app(telegram or TelegramSandboxConfig())),
         ]
     )

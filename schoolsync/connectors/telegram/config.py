@@ -1,0 +1,59 @@
+"""The ``accounts.telegram`` block of a school in ``schoolsync.yaml``.
+
+Secrets are named, never written: ``token_env`` and ``webhook_secret_env`` hold the NAMES of the
+environment variables the app layer reads the bot token and the webhook secret from.
+
+    accounts:
+      telegram:
+        bot: school_bot                        # our name for the bot
+        token_env: SCHOOLSYNC_TELEGRAM_SCHOOL_TOKEN
+        webhook_secret_env: SCHOOLSYNC_TELEGRAM_SCHOOL_WEBHOOK_SECRET
+
+The pacing numbers are the Bot FAQ's advice (no hard numbers are published): about one message a
+second per chat, 20 a minute per group, 30 a second per bot.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schoolsync.connectors.http import Endpoint
+
+PLATFORM = "telegram"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class TelegramAccount(BaseModel):
+    """One bot: where its Bot API is, where its secrets are, how fast it may post."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bot: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    # https://api.telegram.org, or a local Bot API server / the sandbox on loopback
+    base_url: str = "https://api.telegram.org"
+    token_env: str = Field(pattern=_ENV_NAME)
+    webhook_secret_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    timeout_s: float = Field(default=20.0, gt=0, le=300)
+    per_chat_per_s: float = Field(default=1.0, gt=0, le=30)
+    per_group_per_min: int = Field(default=20, ge=1, le=600)
+    global_per_s: int = Field(default=30, ge=1, le=1000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        host = parts.hostname or ""
+        if parts.scheme not in ("https", "http") or not host:
+            raise ValueError("must be a URL like https://api.telegram.org")
+        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+            raise ValueError("must use https (plain http is allowed only for a local sandbox)")
+        if parts.query or parts.fragment or (parts.path.strip("/") and host not in LOOPBACK_HOSTS):
+            raise ValueError("must be the server's address only, like https://api.telegram.org")
+        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(platform=PLATFORM, account=self.bot)
