@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,6 +37,29 @@ from schoolsync.core.errors import (
 )
 
 USER_AGENT = "schoolsync/0.1 (+https://github.com/schoolsync/schoolsync)"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def account_url(value: str, *, example: str, any_path: bool = False) -> str:
+    """A platform's base URL from the config, without the trailing slash.
+
+    https only (plain http and a path are allowed on loopback, for a sandbox; ``any_path``
+    allows a path anywhere), never a query string or fragment (keys must not sit in a URL).
+    Raises ``ValueError`` with a message for ``check-config``.
+    """
+    parts = urlsplit(value.strip())
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"must be a URL like {example}")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (plain http is allowed only for a local sandbox)")
+    if (
+        parts.query
+        or parts.fragment
+        or (parts.path.strip("/") and host not in LOOPBACK_HOSTS and not any_path)
+    ):
+        raise ValueError(f"must be the address only, like {example}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 @dataclass(frozen=True)

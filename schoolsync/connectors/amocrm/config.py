@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schoolsync.connectors.http import LOOPBACK_HOSTS, account_url
+
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 class AmoCrmAccount(BaseModel):
@@ -36,19 +37,10 @@ class AmoCrmAccount(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _account_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        host = parts.hostname or ""
-        if parts.scheme not in ("https", "http") or not host:
-            raise ValueError("must be a URL like https://yourschool.amocrm.ru")
-        if parts.scheme == "http" and host not in _LOOPBACK:
-            raise ValueError("must use https (plain http is allowed only for a local sandbox)")
-        if parts.query or parts.fragment or (parts.path.strip("/") and host not in _LOOPBACK):
-            raise ValueError(
-                "must be the account's address only, like https://yourschool.amocrm.ru"
-            )
-        if host.startswith("www."):
+        url = account_url(value, example="https://yourschool.amocrm.ru")
+        if (urlsplit(url).hostname or "").startswith("www."):
             raise ValueError("must be the account's own domain, not www. (amoCRM requires it)")
-        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        return url
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> AmoCrmAccount:
@@ -79,6 +71,6 @@ class AmoCrmAccount(BaseModel):
     def subdomain(self) -> str | None:
         """``school`` for ``https://school.amocrm.ru``; ``None`` for a sandbox on loopback."""
         host = urlsplit(self.base_url).hostname or ""
-        if host in _LOOPBACK or "." not in host:
+        if host in LOOPBACK_HOSTS or "." not in host:
             return None
         return host.split(".", 1)[0]

@@ -15,15 +15,13 @@ environment variables the app layer reads the API key and the callback secret fr
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schoolsync.connectors.http import Endpoint
+from schoolsync.connectors.http import Endpoint, account_url
 
 PLATFORM = "getcourse"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class GetCourseAccount(BaseModel):
@@ -67,14 +65,7 @@ class GetCourseAccount(BaseModel):
     def _https_url(cls, value: str) -> str:
         if not value:
             return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be a URL like https://myschool.getcourse.ru")
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-            raise ValueError("must use https (plain http only for a sandbox on this machine)")
-        if parts.query or parts.fragment:
-            raise ValueError("must not carry a query string or fragment")
-        return value.rstrip("/")
+        return account_url(value, example="https://myschool.getcourse.ru", any_path=True)
 
     @model_validator(mode="after")
     def _default_base_url(self) -> GetCourseAccount:

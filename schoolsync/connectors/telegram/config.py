@@ -15,14 +15,11 @@ second per chat, 20 a minute per group, 30 a second per bot.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schoolsync.connectors.http import Endpoint
+from schoolsync.connectors.http import Endpoint, account_url
 
 PLATFORM = "telegram"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -44,15 +41,7 @@ class TelegramAccount(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        host = parts.hostname or ""
-        if parts.scheme not in ("https", "http") or not host:
-            raise ValueError("must be a URL like https://api.telegram.org")
-        if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-            raise ValueError("must use https (plain http is allowed only for a local sandbox)")
-        if parts.query or parts.fragment or (parts.path.strip("/") and host not in LOOPBACK_HOSTS):
-            raise ValueError("must be the server's address only, like https://api.telegram.org")
-        return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        return account_url(value, example="https://api.telegram.org")
 
     @property
     def endpoint(self) -> Endpoint:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from schoolsync.core.clock import utcnow
 from schoolsync.core.db.tables import contact_index, links
-from schoolsync.core.db.upsert import upsert, upsert_many
+from schoolsync.core.db.upsert import upsert_many
 
 _LINK_KEY = (
     "school",
@@ -19,33 +19,6 @@ _LINK_KEY = (
     "target_platform",
     "target_kind",
 )
-
-
-def put(
-    conn: Connection,
-    school: str,
-    source: tuple[str, str, str],
-    target: tuple[str, str, str],
-) -> None:
-    """Record (or correct) that ``source`` (platform, kind, id) is ``target``."""
-    sp, sk, sid = source
-    tp, tk, tid = target
-    upsert(
-        conn,
-        links,
-        {
-            "school": school,
-            "source_platform": sp,
-            "source_kind": sk,
-            "source_id": sid,
-            "target_platform": tp,
-            "target_kind": tk,
-            "target_id": tid,
-            "created_at": utcnow(),
-        },
-        conflict=_LINK_KEY,
-        update=("target_id",),
-    )
 
 
 def put_many(

@@ -47,15 +47,6 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def upsert(
-    conn: Connection, school: str, order: Order, *, push: bool = True, lanes: int = 1
-) -> tuple[int, bool]:
-    """Store one order; see ``upsert_many``. Returns (row id, whether anything changed)."""
-    changed = upsert_many(conn, school, [order], push=push, lanes=lanes)
-    row = get(conn, school, order.platform, order.account, order.number)
-    return int(row["id"]), changed > 0
-
-
 def lane_of(order: Order, lanes: int) -> int:
     """The push lane of ``order``: the same for every order of one person."""
     person = order.customer.email or order.customer.phone or order.number

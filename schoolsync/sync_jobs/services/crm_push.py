@@ -67,19 +67,26 @@ def schedule_push(conn: Any, school: str, lanes: Iterable[int]) -> list[jobs.Job
     start (it will see this transaction's orders: it is claimed only after the commit)."""
     refs = []
     for lane in sorted(set(lanes)):
-        prefix = f"crm-push:{school}:{lane}:"
-        if jobs.find_waiting(conn, actor=PUSH_ACTOR, dedup_prefix=prefix):
+        if jobs.find_waiting(conn, actor=PUSH_ACTOR, dedup_prefix=_push_prefix(school, lane)):
             continue
-        ref = jobs.add(
-            conn,
-            school=school,
-            actor=PUSH_ACTOR,
-            args={"school": school, "lane": lane},
-            dedup_key=f"{prefix}{uuid.uuid4().hex}",
-        )
+        ref = _add_push(conn, school, lane)
         if ref is not None:
             refs.append(ref)
     return refs
+
+
+def _push_prefix(school: str, lane: int) -> str:
+    return f"crm-push:{school}:{lane}:"
+
+
+def _add_push(conn: Any, school: str, lane: int) -> jobs.JobRef | None:
+    return jobs.add(
+        conn,
+        school=school,
+        actor=PUSH_ACTOR,
+        args={"school": school, "lane": lane},
+        dedup_key=f"{_push_prefix(school, lane)}{uuid.uuid4().hex}",
+    )
 
 
 @dataclass
@@ -166,13 +173,7 @@ def _has_pending(ctx: JobContext, school: str, lane: int) -> bool:
 
 def _continue_later(ctx: JobContext, school: str, lane: int) -> None:
     with ctx.db.write() as conn:
-        ref = jobs.add(
-            conn,
-            school=school,
-            actor=PUSH_ACTOR,
-            args={"school": school, "lane": lane},
-            dedup_key=f"crm-push:{school}:{lane}:{uuid.uuid4().hex}",
-        )
+        ref = _add_push(conn, school, lane)
     if ref is not None:
         ctx.queue.send([ref])
 

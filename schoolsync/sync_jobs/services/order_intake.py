@@ -80,16 +80,21 @@ def ingest_orders(
     return changed
 
 
+def _order_of(ctx: JobContext, school: str, setup: GetCourseSetup, row: RowMapping) -> Order:
+    """The order a stored callback describes, checked against the CRM mapping."""
+    callback = parse_callback(str(row["query"]), setup.tz)
+    order = order_from_wire(callback, account=setup.account, school=school, mapping=setup.mapping)
+    check_mappable(ctx, school, order)
+    return order
+
+
 def process_getcourse_callback(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
     with ctx.db.read() as conn:
         row = inbox.get(conn, inbox_id)
     if row is None:
         raise ConfigError(f"inbox row {inbox_id} does not exist")
     school = str(row["school"])
-    setup = getcourse_setup(ctx, school)
-    callback = parse_callback(str(row["query"]), setup.tz)
-    order = order_from_wire(callback, account=setup.account, school=school, mapping=setup.mapping)
-    check_mappable(ctx, school, order)
+    order = _order_of(ctx, school, getcourse_setup(ctx, school), row)
     changed = ingest_orders(ctx, school, [order], inbox_ids=[inbox_id])
     log.info(
         "getcourse order received",
@@ -116,11 +121,7 @@ def process_getcourse_callbacks(ctx: JobContext, rows: list[RowMapping]) -> None
         alone: list[int] = []
         for row in school_rows:
             try:
-                callback = parse_callback(str(row["query"]), setup.tz)
-                order = order_from_wire(
-                    callback, account=setup.account, school=school, mapping=setup.mapping
-                )
-                check_mappable(ctx, school, order)
+                order = _order_of(ctx, school, setup, row)
             except Exception:  # handed on: its own job fails (or not) alone, with the reason
                 alone.append(int(row["id"]))
                 continue
