@@ -29,6 +29,7 @@ from schoolsync.sync_jobs.services.order_intake import (
     process_getcourse_callback,
     process_getcourse_callbacks,
 )
+from schoolsync.sync_jobs.services.outbox import SWEEP_ACTOR
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
 
 __all__ = ["PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
@@ -64,6 +65,8 @@ class Runtime:
             Periodic(name="relay", actor=RELAY_ACTOR, every_s=self.settings.jobs.relay_every_s)
         ]
         platforms = self.context.platforms
+        if platforms and any(found.telegram for found in platforms.schools.values()):
+            schedule.append(Periodic(name="notifications-sweep", actor=SWEEP_ACTOR, every_s=30))
         for school_id, found in (platforms.schools if platforms else {}).items():
             if found.amocrm is not None:
                 schedule += [

@@ -23,19 +23,31 @@ from schoolsync.connectors.getcourse.exports import ExportBudget, GetCourseExpor
 from schoolsync.connectors.http import Endpoint, build_client
 from schoolsync.connectors.inbound import WebhookSource
 from schoolsync.connectors.pacing import Pacer
+from schoolsync.connectors.telegram.client import TelegramClient
+from schoolsync.connectors.telegram.config import TelegramAccount
+from schoolsync.connectors.telegram.webhooks import TelegramRoute, TelegramWebhook
 from schoolsync.core.config import AppConfig, School
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
 from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.getcourse import GetCourseMapping
-from schoolsync.sync_jobs.platforms import AmoCrmSetup, GetCourseSetup, Platforms, SchoolPlatforms
+from schoolsync.mappings.notifications import NotificationRules
+from schoolsync.sync_jobs.platforms import (
+    AmoCrmSetup,
+    GetCourseSetup,
+    Platforms,
+    SchoolPlatforms,
+    TelegramSetup,
+)
 
 CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "accounts.getcourse": GetCourseAccount,
     "accounts.amocrm": AmoCrmAccount,
     "mappings.getcourse": GetCourseMapping,
     "mappings.amocrm": AmoCrmMapping,
+    "accounts.telegram": TelegramAccount,
+    "rules.notifications": NotificationRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).
@@ -44,6 +56,18 @@ SANDBOX_SECRETS = {
     "sandbox_getcourse_callback": "sandbox-callback-secret",
     "sandbox_amocrm_token": "sandbox-long-lived-token",
     "sandbox_amocrm_webhook": "sandbox-amocrm-webhook-secret",
+    "sandbox_telegram_token": "123456:sandbox-bot-token",
+    "sandbox_telegram_webhook": "sandbox-telegram-webhook-secret",
+}
+
+# The sandbox bot's groups (sandbox/telegram/config.py), one per department channel.
+SANDBOX_CHANNELS = {
+    "sales": -1001000000001,
+    "finance_income": -1001000000002,
+    "refunds": -1001000000003,
+    "feedback": -1001000000004,
+    "content": -1001000000005,
+    "pedagogical": -1001000000006,
 }
 
 
@@ -79,11 +103,18 @@ def sandbox_blocks(port: int) -> dict[str, dict[str, Any]]:
             },
             "fields": {"order_number": 5001, "product": 5002, "payment_link": 5003},
         },
+        "accounts.telegram": {
+            "bot": "sandbox",
+            "base_url": f"{base}/telegram",
+            "token_env": "sandbox_telegram_token",
+            "webhook_secret_env": "sandbox_telegram_webhook",
+        },
     }
 
 
 def with_sandbox(config: AppConfig, port: int) -> AppConfig:
-    """Point every school without its own GetCourse / amoCRM block at the sandboxes."""
+    """Point every school without its own GetCourse / amoCRM / Telegram block at the sandboxes
+    (and a school without channels at the sandbox bot's groups)."""
     schools = []
     for school in config.schools:
         data = school.model_dump()
@@ -93,6 +124,8 @@ def with_sandbox(config: AppConfig, port: int) -> AppConfig:
                 path == "mappings.amocrm" and school.block("accounts.amocrm")
             ):
                 data.setdefault(section, {})[name] = value
+        if not data.get("channels"):
+            data["channels"] = dict(SANDBOX_CHANNELS)
         schools.append(School.model_validate(data))
     return AppConfig(schools=schools)
 
@@ -192,20 +225,71 @@ def build_platforms(
                 tokens=tokens,
                 batch_size=amo.batch_size,
             )
+        tg_block = school.block("accounts.telegram")
+        if tg_block:
+            found.telegram = _telegram(settings, client, secret, school, tg_block)
         platforms.schools[school.id] = found
     if secret.missing:
         raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
     return platforms
 
 
+def _telegram(
+    settings: Settings,
+    client: redis.Redis,
+    secret: SecretLookup,
+    school: School,
+    block: dict[str, Any],
+) -> TelegramSetup | None:
+    bot = TelegramAccount.model_validate(block)
+    token = secret(bot.token_env, f"schools[{school.id}].accounts.telegram.token_env")
+    if not token:
+        return None
+    namespace = settings.broker.namespace
+    # 95 % of Telegram's advice: a message that lands a hair early is a 429 for the whole chat
+    bot_pacer = Pacer(
+        client, "telegram", bot.bot, rate=bot.global_per_s * 0.95, namespace=namespace
+    )
+    chat_pacers: dict[str, Pacer] = {}
+
+    def chat_pacer(chat_id: str) -> Pacer:
+        pacer = chat_pacers.get(chat_id)
+        if pacer is None:
+            rate = bot.per_chat_per_s
+            if chat_id.startswith("-"):  # a group: also at most per_group_per_min a minute
+                rate = min(rate, bot.per_group_per_min / 60)
+            pacer = Pacer(
+                client,
+                "telegram-chat",
+                f"{bot.bot}:{chat_id}",
+                rate=rate * 0.95,
+                shrink_to=0.8,
+                shrink_for_s=30,
+                namespace=namespace,
+            )
+            chat_pacers[chat_id] = pacer
+        return pacer
+
+    return TelegramSetup(
+        bot=bot.bot,
+        client=TelegramClient(
+            build_client(bot.base_url, timeout=bot.timeout_s), bot.endpoint, token, bot_pacer
+        ),
+        chat_pacer=chat_pacer,
+        poll=bot.updates == "poll",
+    )
+
+
 def webhook_sources(
     settings: Settings, config: AppConfig, *, sandbox: bool
 ) -> dict[str, WebhookSource]:
-    """GetCourse callbacks and amoCRM webhooks, verified by the secrets in their URLs."""
+    """GetCourse callbacks and amoCRM webhooks (verified by the secrets in their URLs), Telegram
+    updates (by the secret header)."""
     secret = SecretLookup(settings, sandbox=sandbox)
     callbacks: dict[str, str] = {}
     timezones: dict[str, str] = {}
     amo_secrets: dict[str, str] = {}
+    tg_routes: dict[str, TelegramRoute] = {}
     for school in config.schools:
         gc_block = school.block("accounts.getcourse")
         if gc_block:
@@ -220,9 +304,17 @@ def webhook_sources(
             value = secret(amo.webhook_secret_env, "amocrm webhook secret")
             if value:
                 amo_secrets[value] = school.id
+        tg_block = school.block("accounts.telegram")
+        if tg_block:
+            bot = TelegramAccount.model_validate(tg_block)
+            value = secret(bot.webhook_secret_env, "telegram webhook secret")
+            if value and bot.updates == "webhook":
+                tg_routes[value] = TelegramRoute(school=school.id, bot=bot.bot)
     found: dict[str, WebhookSource] = {}
     if callbacks:
         found["getcourse"] = GetCourseCallbacks(callbacks, timezones=timezones)
     if amo_secrets:
         found["amocrm"] = AmoCrmWebhook(amo_secrets)
+    if tg_routes:
+        found["telegram"] = TelegramWebhook(tg_routes)
     return found

@@ -18,6 +18,9 @@ from schoolsync.sync_jobs.services.crm_push import (
 )
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
 from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, process_inbox_event
+from schoolsync.sync_jobs.services.outbox import DELIVER_ACTOR, SWEEP_ACTOR, deliver, sweep
+from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_ACTOR
+from schoolsync.sync_jobs.services.outbox import resend as resend_notice
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
 
 
@@ -49,6 +52,18 @@ def _export_sync(ctx: JobContext, *, school: str) -> None:
     export_sync(ctx, school)
 
 
+def _deliver(ctx: JobContext, *, school: str, lane: str) -> None:
+    deliver(ctx, school, lane)
+
+
+def _sweep_notices(ctx: JobContext) -> None:
+    sweep(ctx)
+
+
+def _resend_notice(ctx: JobContext, *, school: str, key: str) -> None:
+    resend_notice(ctx, school, key)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -56,6 +71,9 @@ HANDLERS: dict[str, Callable[..., None]] = {
     PUSH_ACTOR: _push_orders,
     RESEND_ACTOR: _resend_order,
     EXPORT_ACTOR: _export_sync,
+    DELIVER_ACTOR: _deliver,
+    SWEEP_ACTOR: _sweep_notices,
+    RESEND_NOTICE_ACTOR: _resend_notice,
 }
 
 

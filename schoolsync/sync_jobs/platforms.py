@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,8 @@ from schoolsync.connectors.amocrm.client import AmoCrmClient
 from schoolsync.connectors.amocrm.oauth import TokenProvider
 from schoolsync.connectors.getcourse.client import GetCourseClient
 from schoolsync.connectors.getcourse.exports import GetCourseExports
+from schoolsync.connectors.telegram.client import Pacer as ChatPacer
+from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.getcourse import GetCourseMapping
 
@@ -34,9 +37,18 @@ class GetCourseSetup:
 
 
 @dataclass
+class TelegramSetup:
+    bot: str
+    client: TelegramClient
+    chat_pacer: Callable[[str], ChatPacer]  # the budget of one chat, by chat id
+    poll: bool = False  # updates by getUpdates instead of a webhook
+
+
+@dataclass
 class SchoolPlatforms:
     amocrm: AmoCrmSetup | None = None
     getcourse: GetCourseSetup | None = None
+    telegram: TelegramSetup | None = None
 
 
 @dataclass

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from schoolsync.sandbox.telegram import TelegramSandboxConfig, create_app
+from schoolsync.sandbox.telegram.html import parse_html
+from tests.conftest import serving
 
 TOKEN = "123456:sandbox-bot-token"
 SALES = -1001000000001
@@ -121,6 +124,24 @@ def test_bad_html_is_refused_and_not_recorded(html: str, detail: str) -> None:
         }
         assert sent(client) == []
         assert state(client)["errors"] == 1
+
+
+def test_entities_count_utf16_units_and_normalise() -> None:
+    parsed = parse_html(
+        '😀 <b>Итог</b> <strong><a href="https://x.example">ссылка</a></strong>'
+        '<pre><code class="language-python">x = 1</code></pre>'
+        "<blockquote expandable>цитата</blockquote><b></b>"
+    )
+    assert parsed.text == "😀 Итог ссылкаx = 1цитата"
+    assert [entity.to_json() for entity in parsed.entities] == [
+        {"type": "bold", "offset": 3, "length": 4},  # the emoji is two UTF-16 units
+        {"type": "bold", "offset": 8, "length": 6},
+        {"type": "text_link", "offset": 8, "length": 6, "url": "https://x.example"},
+        {"type": "pre", "offset": 14, "length": 5, "language": "python"},
+        {"type": "expandable_blockquote", "offset": 19, "length": 6},
+    ]
+    assert parse_html("<b>x</b>") == parse_html("<strong>x</strong>") != parse_html("x")
+    assert parse_html(" <i> x </i> ").strip() == parse_html("<i>x</i>")
 
 
 def test_length_is_counted_after_entity_parsing() -> None:
@@ -395,3 +416,251 @@ def test_seeded_error_rate_repeats_and_reset_clears_everything() -> None:
         counts = state(client)
         assert counts["sent"] == 0 and counts["pending_updates"] == 0 and counts["faults"] == []
         assert sent(client) == []
+
+
+# -- editMessageText and deleteMessage ------------------------------------------------------
+
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
+
+
+def send(client: TestClient, text: str, chat_id: int = SALES, **extra: Any) -> dict[str, Any]:
+    response = client.post(f"{BOT}/sendMessage", json={"chat_id": chat_id, "text": text, **extra})
+    assert response.status_code == 200, response.json()
+    return response.json()["result"]
+
+
+def edit(client: TestClient, message_id: int, text: str, **extra: Any) -> Any:
+    body = {"chat_id": SALES, "message_id": message_id, "text": text, **extra}
+    return client.post(f"{BOT}/editMessageText", json=body)
+
+
+def delete(client: TestClient, message_id: int, chat_id: int = SALES) -> Any:
+    body = {"chat_id": chat_id, "message_id": message_id}
+    return client.post(f"{BOT}/deleteMessage", json=body)
+
+
+def error_of(response: Any) -> tuple[int, str]:
+    body = response.json()
+    assert body["ok"] is False and body["error_code"] == response.status_code
+    return response.status_code, body["description"]
+
+
+def test_an_edit_changes_the_text_sets_edit_date_and_is_recorded() -> None:
+    with make_client() as client:
+        first = send(client, "<b>Заказ</b> №900001: новый", parse_mode="HTML", message_thread_id=7)
+        response = client.post(
+            f"{BOT}/editMessageText",
+            data={
+                "chat_id": str(SALES),
+                "message_id": str(first["message_id"]),
+                "message_thread_id": "99",  # ignored
+                "text": "<b>Заказ</b> №900001: <i>оплачен</i>",
+                "parse_mode": "HTML",
+            },
+        )
+        assert response.status_code == 200
+        edited = response.json()["result"]
+        assert edited["message_id"] == first["message_id"]
+        assert edited["text"] == "Заказ №900001: оплачен"
+        assert edited["message_thread_id"] == 7 and edited["chat"]["id"] == SALES
+        assert isinstance(edited["edit_date"], int) and edited["edit_date"] >= first["date"]
+
+        [record] = sent(client)
+        assert record["message_id"] == first["message_id"]
+        assert record["text"] == "Заказ №900001: оплачен"
+        assert record["edited"] is True and record["deleted"] is False
+        assert record["edit_date"] == edited["edit_date"]
+        edits = client.get("/telegram/_sandbox/edits").json()["edits"]
+        assert [(e["message_id"], e["previous_text"], e["text"]) for e in edits] == [
+            (first["message_id"], "Заказ №900001: новый", "Заказ №900001: оплачен")
+        ]
+        assert client.get(f"/telegram/_sandbox/edits?chat_id={CONTENT}").json()["edits"] == []
+        counts = state(client)
+        assert counts["edits"] == 1 and counts["sent"] == 1
+
+
+def test_not_modified_compares_the_parsed_text_and_its_entities() -> None:
+    with make_client() as client:
+        message_id = send(client, "<b>Итого</b>: 2 500 ₽", parse_mode="HTML")["message_id"]
+        same = [
+            ("<b>Итого</b>: 2 500 ₽", "HTML"),
+            ("<strong>Итого</strong>: 2 500 ₽  ", "HTML"),  # same entity, trailing space trimmed
+        ]
+        for text, mode in same:
+            assert error_of(edit(client, message_id, text, parse_mode=mode)) == (400, NOT_MODIFIED)
+        # the same plain text without the bold entity is a change
+        assert edit(client, message_id, "Итого: 2 500 ₽").status_code == 200
+        assert error_of(edit(client, message_id, "Итого: 2 500 ₽")) == (400, NOT_MODIFIED)
+        # a keyboard is a change too, and the same keyboard again is not
+        keyboard = {"inline_keyboard": [[{"text": "Открыть", "url": "https://x.example"}]]}
+        with_keyboard = edit(client, message_id, "Итого: 2 500 ₽", reply_markup=keyboard)
+        assert with_keyboard.json()["result"]["reply_markup"] == keyboard
+        again = edit(client, message_id, "Итого: 2 500 ₽", reply_markup=keyboard)
+        assert error_of(again) == (400, NOT_MODIFIED)
+        assert state(client)["edits"] == 2
+        assert len(client.get("/telegram/_sandbox/edits").json()["edits"]) == 2
+
+
+def test_edit_errors_in_telegrams_words() -> None:
+    with make_client() as client:
+        own = send(client, "от бота")["message_id"]
+        person = person_writes(client, "от человека")["message"]["message_id"]
+        gone = send(client, "удалю")["message_id"]
+        assert delete(client, gone).json() == {"ok": True, "result": True}
+
+        not_found = (400, "Bad Request: message to edit not found")
+        assert error_of(edit(client, 999, "x")) == not_found
+        assert error_of(edit(client, gone, "x")) == not_found
+        person_edit = edit(client, person, "x", chat_id=CONTENT)
+        assert error_of(person_edit) == (400, "Bad Request: message can't be edited")
+        bad_html = edit(client, own, "<b>x", parse_mode="HTML")
+        assert error_of(bad_html)[1].startswith("Bad Request: can't parse entities: ")
+        assert error_of(edit(client, own, "x" * 4097)) == (400, "Bad Request: message is too long")
+        no_id = client.post(f"{BOT}/editMessageText", json={"chat_id": SALES, "text": "x"})
+        assert error_of(no_id) == (400, "Bad Request: message identifier is not specified")
+
+        client.post("/telegram/_sandbox/kick", json={"chat_id": SALES})
+        kicked = (403, "Forbidden: bot was kicked from the supergroup chat")
+        assert error_of(edit(client, own, "новое")) == kicked
+        assert error_of(delete(client, own)) == kicked
+        assert [m["text"] for m in sent(client, SALES)] == ["от бота", "удалю"]
+        assert state(client)["edits"] == 0
+
+
+def test_delete_marks_the_message_deleted_and_present_hides_it() -> None:
+    with make_client() as client:
+        keep = send(client, "оставить")["message_id"]
+        drop = send(client, "удалить")["message_id"]
+        person = person_writes(client, "чужое")["message"]["message_id"]
+
+        assert delete(client, drop).json() == {"ok": True, "result": True}
+        not_found = (400, "Bad Request: message to delete not found")
+        assert error_of(delete(client, drop)) == not_found
+        assert error_of(delete(client, 12345)) == not_found
+        cannot = (400, "Bad Request: message can't be deleted")
+        assert error_of(delete(client, person, chat_id=CONTENT)) == cannot
+
+        everything = sent(client)
+        assert [(m["message_id"], m["deleted"]) for m in everything] == [
+            (keep, False),
+            (drop, True),
+        ]
+        present = client.get("/telegram/_sandbox/messages?present=1").json()["messages"]
+        assert [m["text"] for m in present] == ["оставить"]
+        assert state(client)["deletes"] == 1
+
+
+def test_message_ids_run_per_chat_across_bot_and_people() -> None:
+    with make_client() as client:
+        first = send(client, "бот 1", chat_id=CONTENT)["message_id"]
+        human = person_writes(client, "человек")["message"]["message_id"]
+        second = send(client, "бот 2", chat_id=CONTENT)["message_id"]
+        assert (first, human, second) == (1, 2, 3)
+        assert send(client, "другая группа", chat_id=SALES)["message_id"] == 1
+        assert delete(client, second, chat_id=CONTENT).json()["ok"]
+        assert send(client, "бот 3", chat_id=CONTENT)["message_id"] == 4  # ids are not reused
+
+
+def test_edits_take_from_the_per_bot_limit_only() -> None:
+    with make_client(per_chat_per_s=0.01, per_chat_burst=1, global_per_s=4) as client:
+        message_id = send(client, "0%")["message_id"]
+        assert (
+            client.post(f"{BOT}/sendMessage", json={"chat_id": SALES, "text": "x"}).status_code
+            == 429
+        )
+        codes = [edit(client, message_id, f"{n * 25}%").status_code for n in range(1, 5)]
+        assert codes == [200, 200, 200, 429]  # the send and three edits fill 4 per second
+        refused = edit(client, message_id, "100%").json()
+        assert refused["error_code"] == 429 and refused["parameters"]["retry_after"] >= 1
+        assert sent(client)[0]["text"] == "75%"
+
+
+# -- flood limits at run time ---------------------------------------------------------------
+
+
+def test_limits_changed_at_run_time_and_restored_by_reset() -> None:
+    with make_client() as client:
+        assert state(client)["limits"] == {
+            "per_chat_per_s": 1.0,
+            "per_chat_burst": 3,
+            "per_group_per_min": 20,
+            "global_per_s": 30,
+        }
+        codes = [
+            client.post(f"{BOT}/sendMessage", json={"chat_id": SALES, "text": "x"}).status_code
+            for _ in range(5)
+        ]
+        assert codes == [200, 200, 200, 429, 429]
+
+        changed = client.post(
+            "/telegram/_sandbox/limits", json={"per_chat_per_s": 100.0, "per_chat_burst": 50}
+        )
+        assert changed.status_code == 200
+        assert changed.json()["limits"]["per_chat_burst"] == 50
+        assert state(client)["limits"]["per_chat_per_s"] == 100.0
+        assert state(client)["limits"]["per_group_per_min"] == 20
+        codes = [
+            client.post(f"{BOT}/sendMessage", json={"chat_id": SALES, "text": "y"}).status_code
+            for _ in range(5)
+        ]
+        assert codes == [200] * 5
+
+        client.post("/telegram/_sandbox/limits", json={"per_group_per_min": 8})
+        over = client.post(f"{BOT}/sendMessage", json={"chat_id": SALES, "text": "z"})
+        assert over.status_code == 429  # 8 sent in the last minute
+        for bad in ({"per_chat_burst": 0}, {"global_per_s": "many"}, {"per_second": 5}):
+            assert client.post("/telegram/_sandbox/limits", json=bad).status_code == 400
+        client.post("/telegram/_sandbox/reset")
+        assert client.get("/telegram/_sandbox/limits").json()["limits"]["per_chat_burst"] == 3
+
+
+# -- lost answers ---------------------------------------------------------------------------
+
+
+def test_a_drop_stores_the_message_but_the_client_gets_no_valid_answer() -> None:
+    with make_client() as client:
+        client.post("/telegram/_sandbox/faults", json={"method": "sendMessage", "drop_rate": 1.0})
+        response = client.post(f"{BOT}/sendMessage", json={"chat_id": SALES, "text": "дубль?"})
+        assert response.status_code == 502 and response.content == b""
+        assert [m["text"] for m in sent(client)] == ["дубль?"]
+        counts = state(client)
+        assert counts["sent"] == 1 and counts["faults_injected"] == 1
+        assert state(client)["faults"][0]["drop_rate"] == 1.0
+        # the id was spent: a retry makes a second message
+        client.delete("/telegram/_sandbox/faults")
+        assert send(client, "дубль?")["message_id"] == 2
+
+
+def test_a_drop_over_real_http_gives_no_telegram_answer() -> None:
+    config = TelegramSandboxConfig()
+    with serving(create_app(config)) as base_url:
+        httpx.post(f"{base_url}/_sandbox/faults", json={"drop_rate": 1.0})
+        response = httpx.post(
+            f"{base_url}/bot{config.token}/sendMessage", json={"chat_id": SALES, "text": "x"}
+        )
+        assert response.status_code == 502 and response.content == b""
+        with pytest.raises(ValueError):
+            response.json()
+        recorded = httpx.get(f"{base_url}/_sandbox/messages").json()["messages"]
+        assert [m["text"] for m in recorded] == ["x"]
+
+
+def test_a_seeded_drop_rate_repeats() -> None:
+    def run(client: TestClient) -> list[int]:
+        client.post("/telegram/_sandbox/reset")
+        client.post(
+            "/telegram/_sandbox/limits", json={"per_chat_per_s": 1000.0, "per_chat_burst": 1000}
+        )
+        client.post("/telegram/_sandbox/faults", json={"drop_rate": 0.5, "seed": 3})
+        return [
+            client.post(f"{BOT}/sendMessage", json={"chat_id": CONTENT, "text": "x"}).status_code
+            for _ in range(16)
+        ]
+
+    with make_client() as client:
+        first, second = run(client), run(client)
+        assert first == second and 200 in first and 502 in first
+        assert len(sent(client)) == 16  # dropped or not, every message was stored

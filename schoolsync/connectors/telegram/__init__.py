@@ -3,7 +3,12 @@ long polling. Facts and their sources are in the module docstrings and in
 ``tests/fixtures/telegram/README.md``.
 """
 
-from schoolsync.connectors.telegram.client import ChatMigratedError, Pacer, TelegramClient
+from schoolsync.connectors.telegram.client import (
+    ChatMigratedError,
+    Pacer,
+    ProbeResult,
+    TelegramClient,
+)
 from schoolsync.connectors.telegram.config import TelegramAccount
 from schoolsync.connectors.telegram.models import (
     BotInfo,
@@ -23,6 +28,7 @@ __all__ = [
     "ChatMigratedError",
     "Message",
     "Pacer",
+    "ProbeResult",
     "SentMessage",
     "TelegramAccount",
     "TelegramClient",

@@ -30,6 +30,7 @@ has no idempotency: a retry after a timeout may post twice (the caller's outbox 
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections.abc import Sequence
@@ -58,7 +59,13 @@ from schoolsync.core.pii import mask_text
 
 MAX_DETAIL = 300
 DEFAULT_RETRY_AFTER_S = 1.0
-NOT_FOUND_MARKERS = ("chat not found", "message thread not found", "user not found")
+NOT_FOUND_MARKERS = (
+    "chat not found",
+    "message thread not found",
+    "user not found",
+    "message to edit not found",
+    "message to delete not found",
+)
 _KEPT_HEADERS = ("content-type", "retry-after", "x-request-id")
 
 M = TypeVar("M", Message, Update, BotInfo)
@@ -95,6 +102,13 @@ class Pacer(Protocol):
     def acquire(self, *, max_wait: float) -> object: ...
 
     def penalize(self, retry_after: float) -> object: ...
+
+
+class ProbeResult(enum.Enum):
+    SAME = "same"  # our message, with this very text
+    MISSING = "missing"  # no message with that id (never, or deleted)
+    OTHER = "other"  # somebody else's message
+    EDITED = "edited"  # ours with another text: it has this text now
 
 
 class ChatMigratedError(RejectedError):
@@ -154,26 +168,72 @@ class TelegramClient:
         """
         if not html.strip():
             raise ValueError("a Telegram message needs some text")
-        sent: list[SentMessage] = []
-        for part in split_message(html, MESSAGE_LIMIT):
-            if not part.strip():
-                continue
-            payload: dict[str, Any] = {"chat_id": chat_id, "text": part, "parse_mode": "HTML"}
-            if thread_id is not None:
-                payload["message_thread_id"] = thread_id
-            if disable_notification:
-                payload["disable_notification"] = True
-            result, response = self.call("sendMessage", payload)
-            message = self._parse(Message, result, response, "sendMessage")
-            sent.append(
-                SentMessage(
-                    message_id=message.message_id,
-                    chat_id=message.chat.id,
-                    message_thread_id=message.message_thread_id,
-                    date=message.date,
-                )
+        return [
+            self.send_part(
+                chat_id, part, thread_id=thread_id, disable_notification=disable_notification
             )
-        return sent
+            for part in split_message(html, MESSAGE_LIMIT)
+            if part.strip()
+        ]
+
+    def send_part(
+        self,
+        chat_id: int | str,
+        html: str,
+        *,
+        thread_id: int | None = None,
+        disable_notification: bool = False,
+    ) -> SentMessage:
+        """One ``sendMessage`` of at most 4,096 characters (see :func:`split_message`)."""
+        payload: dict[str, Any] = {"chat_id": chat_id, "text": html, "parse_mode": "HTML"}
+        if thread_id is not None:
+            payload["message_thread_id"] = thread_id
+        if disable_notification:
+            payload["disable_notification"] = True
+        result, response = self.call("sendMessage", payload)
+        message = self._parse(Message, result, response, "sendMessage")
+        return SentMessage(
+            message_id=message.message_id,
+            chat_id=message.chat.id,
+            message_thread_id=message.message_thread_id,
+            date=message.date,
+        )
+
+    def probe_text(self, chat_id: int | str, message_id: int, html: str) -> ProbeResult:
+        """Is our message with exactly this text at ``message_id``? Asked by editing it to the
+        same text (the Bot API cannot read a chat's history).
+
+        Telegram answers "message is not modified" when the message is ours and already has
+        this text (``SAME``), "message to edit not found" when there is no such message
+        (``MISSING``), "message can't be edited" when it is somebody else's (``OTHER``). A
+        successful edit means it was one of our messages with another text, now replaced
+        (``EDITED``): call this only where every message of ours is known to the caller.
+        """
+        payload = {"chat_id": chat_id, "message_id": message_id, "text": html, "parse_mode": "HTML"}
+        try:
+            self.call("editMessageText", payload)
+        except RejectedError as exc:
+            folded = exc.message.casefold()
+            if "message is not modified" in folded:
+                return ProbeResult.SAME
+            if "can't be edited" in folded:
+                return ProbeResult.OTHER
+            raise
+        except NotFoundError as exc:
+            if "message to edit not found" in exc.message.casefold():
+                return ProbeResult.MISSING
+            raise
+        return ProbeResult.EDITED
+
+    def delete_message(self, chat_id: int | str, message_id: int) -> bool:
+        """Delete one of our messages; ``False`` if it is not there any more."""
+        try:
+            self.call("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+        except (NotFoundError, RejectedError) as exc:
+            if "message to delete not found" in exc.message.casefold():
+                return False
+            raise
+        return True
 
     def get_updates(self, offset: int | None, timeout: int = 0, limit: int = 100) -> list[Update]:
         """Updates after ``offset`` (the last ``update_id`` + 1 confirms everything before it).

@@ -1,19 +1,23 @@
 """The ``accounts.telegram`` block of a school in ``schoolsync.yaml``.
 
 Secrets are named, never written: ``token_env`` and ``webhook_secret_env`` hold the NAMES of the
-environment variables the app layer reads the bot token and the webhook secret from.
+secrets the app layer reads the bot token and the webhook secret from
+(``SCHOOLSYNC_SECRETS__<NAME>`` in the environment).
 
     accounts:
       telegram:
         bot: school_bot                        # our name for the bot
-        token_env: SCHOOLSYNC_TELEGRAM_SCHOOL_TOKEN
-        webhook_secret_env: SCHOOLSYNC_TELEGRAM_SCHOOL_WEBHOOK_SECRET
+        token_env: telegram_token              # SCHOOLSYNC_SECRETS__TELEGRAM_TOKEN=<from @BotFather>
+        webhook_secret_env: telegram_webhook   # SCHOOLSYNC_SECRETS__TELEGRAM_WEBHOOK=<A-Z a-z 0-9 _ ->
+        updates: webhook                       # or poll (getUpdates), without a public URL
 
 The pacing numbers are the Bot FAQ's advice (no hard numbers are published): about one message a
 second per chat, 20 a minute per group, 30 a second per bot.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +41,10 @@ class TelegramAccount(BaseModel):
     per_chat_per_s: float = Field(default=1.0, gt=0, le=30)
     per_group_per_min: int = Field(default=20, ge=1, le=600)
     global_per_s: int = Field(default=30, ge=1, le=1000)
+    # how updates (teachers' messages in the content group) come in: Telegram calls
+    # /webhooks/telegram (set with `schoolsync telegram set-webhook`), or, for a machine without
+    # a public URL, the scheduler asks with getUpdates
+    updates: Literal["webhook", "poll"] = "webhook"
 
     @field_validator("base_url")
     @classmethod

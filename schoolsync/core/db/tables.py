@@ -234,3 +234,57 @@ contact_index = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.PrimaryKeyConstraint("school", "platform", "account", "kind", "value"),
 )
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # Every message to a department channel or a client, delivered once, in order per chat.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("key", sa.String(200), nullable=False),  # deterministic: "feedback:42:channel"
+    sa.Column("kind", sa.String(60), nullable=False),  # the template it was rendered from
+    sa.Column("channel", sa.String(60)),  # a channel key from the config ("sales")
+    sa.Column("chat_id", sa.String(40)),  # a direct chat (a client who started the bot)
+    sa.Column("audience", sa.String(10), nullable=False),  # internal | client
+    # messages of one lane go out one by one, in id order: one lane per Telegram chat
+    sa.Column("lane", sa.String(80), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),  # Telegram HTML
+    sa.Column("parts", JSONType, nullable=False),  # the text split to fit, in order
+    sa.Column("sent_ids", JSONType, nullable=False),  # message id of each part sent so far
+    # the next part was handed to Telegram then and no answer came back (yet): it may be there
+    sa.Column("inflight_at", Timestamp),
+    # pending -> sent | failed | cancelled
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("not_before", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("error", sa.Text()),
+    sa.UniqueConstraint("school", "key"),
+    sa.Index("ix_outbox_due", "state", "not_before"),
+    sa.Index("ix_outbox_lane", "school", "lane", "state", "id"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    # Feedback about a client (from teachers, clients, surveys) and where it was routed (W10).
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("key", sa.String(200), nullable=False),  # source + its own id: read twice, once
+    sa.Column("source", sa.String(20), nullable=False),  # content | survey | api
+    sa.Column("author_kind", sa.String(20), nullable=False),  # teacher | client | employee
+    sa.Column("author", sa.String(200)),
+    sa.Column("subject", sa.String(200)),  # the client or child as the author named them
+    sa.Column("addressed_to", sa.String(200)),
+    sa.Column("score", sa.Integer()),
+    sa.Column("scale", sa.Integer()),  # 10 (NPS-style 0-10) or 5
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("contact_id", sa.String(60)),  # the CRM contact, once known
+    sa.Column("data", JSONType, nullable=False),  # where it came from (chat and message, row)
+    # unlinked (nobody found yet; asked in the group) -> routed
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("routed_at", Timestamp),
+    sa.UniqueConstraint("school", "key"),
+)

@@ -341,3 +341,31 @@ def count_by_status(conn: Connection) -> dict[tuple[str, str], int]:
         )
     )
     return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def fail_as_job(
+    conn: Connection,
+    *,
+    school: str,
+    actor: str,
+    args: dict[str, Any],
+    key: str,
+    error_class: str,
+    error: str,
+) -> int:
+    """Record a failure an admin sees and replays, for work done outside a job of its own.
+
+    The failure belongs to a job of ``actor`` with ``args`` (what a replay runs) under the
+    dedup ``key``: the same thing failing again reopens the same failure, unless a replay of it
+    is queued or running, in which case this is a new failure. Returns the job id.
+    """
+    row = get_by_key(conn, key)
+    if row is not None and row["status"] not in FINISHED:
+        key = f"{key}:{utcnow().strftime('%Y%m%d%H%M%S%f')}"
+        row = None
+    if row is None:
+        add(conn, school=school, actor=actor, args=args, dedup_key=key)
+        row = get_by_key(conn, key)
+    assert row is not None
+    finish(conn, row, attempt=None, status=FAILED, error_class=error_class, error=error)
+    return int(row["id"])

@@ -34,11 +34,14 @@ def create_app(config: TelegramSandboxConfig | None = None) -> Starlette:
     routes = [
         Route("/bot{token}/{method}", bind(api.bot_api), methods=["GET", "POST"]),
         Route("/_sandbox/messages", bind(control.get_messages), methods=["GET"]),
+        Route("/_sandbox/edits", bind(control.get_edits), methods=["GET"]),
         Route("/_sandbox/updates", bind(control.post_update), methods=["POST"]),
         Route("/_sandbox/kick", bind(control.post_kick), methods=["POST"]),
         Route("/_sandbox/state", bind(control.get_state), methods=["GET"]),
         Route("/_sandbox/faults", bind(control.post_faults), methods=["POST"]),
         Route("/_sandbox/faults", bind(control.delete_faults), methods=["DELETE"]),
+        Route("/_sandbox/limits", bind(control.get_limits), methods=["GET"]),
+        Route("/_sandbox/limits", bind(control.post_limits), methods=["POST"]),
         Route("/_sandbox/reset", bind(control.post_reset), methods=["POST"]),
     ]
     app = Starlette(routes=routes)

@@ -1,4 +1,5 @@
-"""One running sandbox bot: its chats, what it sent, updates waiting for it, its webhook."""
+"""One running sandbox bot: its chats, what it sent (and edited, and deleted), updates waiting
+for it, its webhook."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from schoolsync.sandbox.telegram.config import TelegramSandboxConfig
 from schoolsync.sandbox.telegram.faults import Faults
+from schoolsync.sandbox.telegram.html import ParsedText
 from schoolsync.sandbox.telegram.limits import FloodLimits
 from schoolsync.sandbox.telegram.webhook import WebhookSender
 
@@ -66,12 +68,7 @@ class TelegramSandbox:
         self.config = config
         self.lock = threading.RLock()
         self.faults = Faults()
-        self.limits = FloodLimits(
-            per_chat_per_s=config.per_chat_per_s,
-            per_chat_burst=config.per_chat_burst,
-            per_group_per_min=config.per_group_per_min,
-            global_per_s=config.global_per_s,
-        )
+        self.limits = FloodLimits(**self._configured_limits())
         self.sender = WebhookSender(
             timeout_s=config.webhook_timeout_s,
             retries=config.webhook_retries,
@@ -79,15 +76,38 @@ class TelegramSandbox:
         )
         self._clear()
 
+    def _configured_limits(self) -> dict[str, Any]:
+        return {
+            "per_chat_per_s": self.config.per_chat_per_s,
+            "per_chat_burst": self.config.per_chat_burst,
+            "per_group_per_min": self.config.per_group_per_min,
+            "global_per_s": self.config.global_per_s,
+        }
+
     def _clear(self) -> None:
+        # what the bot sent, oldest first, deleted ones included (`/_sandbox/messages`)
         self.sent: list[dict[str, Any]] = []
+        # the same records by (chat id, message id)
+        self.records: dict[tuple[int, int], dict[str, Any]] = {}
+        # what the bot's messages hold now, as "message is not modified" compares it
+        self.contents: dict[tuple[int, int], tuple[ParsedText, dict[str, Any] | None]] = {}
+        self.edits: list[dict[str, Any]] = []
+        # every message not deleted, the bot's and people's, by (chat id, message id)
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.updates: deque[dict[str, Any]] = deque()
         self.next_update_id = FIRST_UPDATE_ID
         self.message_ids: dict[int, int] = {}
         self.webhook: Webhook | None = None
         self.kicked: set[int] = set()
-        self.counts = {"requests": 0, "sent": 0, "rate_limited": 0, "errors": 0, "faults": 0}
+        self.counts = {
+            "requests": 0,
+            "sent": 0,
+            "edits": 0,
+            "deletes": 0,
+            "rate_limited": 0,
+            "errors": 0,
+            "faults": 0,
+        }
 
     # -- what Telegram knows ---------------------------------------------------------------
     def me(self) -> dict[str, Any]:
@@ -117,7 +137,10 @@ class TelegramSandbox:
         thread_id: int | None,
         reply_to: int | None = None,
     ) -> dict[str, Any]:
-        """A message in `chat_id` with the chat's next message id; call with `lock` held."""
+        """A message in `chat_id` with the chat's next message id; call with `lock` held.
+
+        Ids are sequential per chat across the bot's messages and people's alike.
+        """
         message_id = self.message_ids.get(chat_id, 0) + 1
         self.message_ids[chat_id] = message_id
         message: dict[str, Any] = {
@@ -204,13 +227,18 @@ class TelegramSandbox:
                 "webhook_set": self.webhook is not None,
                 "webhook": self.sender.snapshot(),
                 "kicked_from": sorted(self.kicked),
+                # `faults` is the rules in force; the count of faults injected is this one
+                "faults_injected": self.counts["faults"],
                 "faults": self.faults.rules(),
+                "limits": self.limits.settings(),
             }
 
     def reset(self) -> None:
-        """Empty everything: messages, updates, webhook, kicks, counts, faults, flood budgets."""
+        """Empty everything: messages, edits, updates, webhook, kicks, counts, faults, flood
+        budgets; flood limits changed at run time go back to the configured ones."""
         with self.lock:
             self._clear()
             self.faults.clear()
+            self.limits.configure(**self._configured_limits())
             self.limits.reset()
             self.sender.reset()

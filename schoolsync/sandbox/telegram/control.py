@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from schoolsync.sandbox.telegram.bot import TelegramSandbox
 from schoolsync.sandbox.telegram.faults import FaultRule
+from schoolsync.sandbox.telegram.limits import LimitChange
 
 
 def _refuse(detail: str, status: int = 400) -> JSONResponse:
@@ -33,14 +34,34 @@ def _known_chat(sb: TelegramSandbox, value: Any) -> int | None:
     return chat_id if chat_id in sb.config.chats else None
 
 
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
 async def get_messages(sb: TelegramSandbox, request: Request) -> Response:
-    """Everything the bot sent, oldest first; `?chat_id=` narrows to one chat."""
+    """Everything the bot sent, oldest first, each with its current `text` and `edited` and
+    `deleted` flags (`edit_date` once edited); `?chat_id=` narrows to one chat, `?present=1`
+    leaves deleted messages out."""
     wanted = request.query_params.get("chat_id")
+    present = _truthy(request.query_params.get("present"))
     with sb.lock:
         sent = [dict(item) for item in sb.sent]
     if wanted:
         sent = [item for item in sent if str(item["chat_id"]) == wanted]
+    if present:
+        sent = [item for item in sent if not item["deleted"]]
     return JSONResponse({"messages": sent})
+
+
+async def get_edits(sb: TelegramSandbox, request: Request) -> Response:
+    """Every edit that went through, oldest first: `chat_id`, `message_id`, `text`,
+    `raw_text`, `parse_mode`, `previous_text`, `edit_date`; `?chat_id=` narrows to one chat."""
+    wanted = request.query_params.get("chat_id")
+    with sb.lock:
+        edits = [dict(item) for item in sb.edits]
+    if wanted:
+        edits = [item for item in edits if str(item["chat_id"]) == wanted]
+    return JSONResponse({"edits": edits})
 
 
 async def post_update(sb: TelegramSandbox, request: Request) -> Response:
@@ -105,6 +126,21 @@ async def post_faults(sb: TelegramSandbox, request: Request) -> Response:
         return _refuse(f"bad fault settings: {exc}")
     sb.faults.set(rule)
     return JSONResponse({"faults": sb.faults.rules()})
+
+
+async def get_limits(sb: TelegramSandbox, request: Request) -> Response:
+    return JSONResponse({"limits": sb.limits.settings()})
+
+
+async def post_limits(sb: TelegramSandbox, request: Request) -> Response:
+    """`{"per_chat_per_s"?, "per_chat_burst"?, "per_group_per_min"?, "global_per_s"?}`: change
+    the flood limits until the next change or reset; answers the limits now in force."""
+    try:
+        change = LimitChange.model_validate(await _body(request))
+    except (ValueError, ValidationError) as exc:
+        return _refuse(f"bad limits: {exc}")
+    sb.limits.configure(**change.model_dump(exclude_none=True))
+    return JSONResponse({"limits": sb.limits.settings()})
 
 
 async def delete_faults(sb: TelegramSandbox, request: Request) -> Response:

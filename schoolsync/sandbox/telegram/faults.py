@@ -3,7 +3,12 @@
 An error answers before anything happens, with `status` and Telegram's error body. A timeout
 holds the request open for `timeout_s` and then answers 504: with `apply_on_timeout` the method
 has run first (the message was sent, the client never heard), otherwise nothing happened.
-Draws come from a generator seeded by `seed`, so the same requests meet the same faults.
+A drop (`drop_rate`) runs the method (the message is stored and counted) and then loses the
+answer: the client gets 502 with an empty body, as from a proxy whose upstream connection broke.
+A truly closed connection is not used: uvicorn can only close one after sending a status line
+and logging an application error, and Starlette's test client would raise instead.
+Each request draws in that order (error, then timeout, then drop), each draw only when its rate
+is above 0, from a generator seeded by `seed`, so the same requests meet the same faults.
 """
 
 from __future__ import annotations
@@ -27,12 +32,13 @@ class FaultRule(BaseModel):
     timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
     timeout_s: float = Field(5.0, ge=0.0, le=120.0)
     apply_on_timeout: bool = False
+    drop_rate: float = Field(0.0, ge=0.0, le=1.0)
     seed: int | None = None
 
 
 @dataclass(frozen=True)
 class FaultPlan:
-    kind: Literal["none", "error", "timeout"] = "none"
+    kind: Literal["none", "error", "timeout", "drop"] = "none"
     status: int = 500
     timeout_s: float = 0.0
     apply: bool = False
@@ -67,4 +73,6 @@ class Faults:
                 return FaultPlan("error", rule.status)
             if rule.timeout_rate and rng.random() < rule.timeout_rate:
                 return FaultPlan("timeout", 504, rule.timeout_s, rule.apply_on_timeout)
+            if rule.drop_rate and rng.random() < rule.drop_rate:
+                return FaultPlan("drop", 502, apply=True)
             return FaultPlan()

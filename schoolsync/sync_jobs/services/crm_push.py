@@ -415,28 +415,20 @@ def _fail_order(
     ):
         return
     order = stored.order
-    key = f"crm-order:{school}:{order.platform}:{order.account}:{order.number}"
-    row = jobs.get_by_key(conn, key)
-    if row is not None and row["status"] not in jobs.FINISHED:
-        # a replay of the earlier failure is queued or running: this is a new failure
-        key = f"{key}:{uuid.uuid4().hex[:12]}"
-        row = None
-    if row is None:
-        jobs.add(
-            conn,
-            school=school,
-            actor=RESEND_ACTOR,
-            args={
-                "school": school,
-                "platform": order.platform,
-                "account": order.account,
-                "number": order.number,
-            },
-            dedup_key=key,
-        )
-        row = jobs.get_by_key(conn, key)
-    assert row is not None
-    jobs.finish(conn, row, attempt=None, status=jobs.FAILED, error_class=error_class, error=message)
+    jobs.fail_as_job(
+        conn,
+        school=school,
+        actor=RESEND_ACTOR,
+        args={
+            "school": school,
+            "platform": order.platform,
+            "account": order.account,
+            "number": order.number,
+        },
+        key=f"crm-order:{school}:{order.platform}:{order.account}:{order.number}",
+        error_class=error_class,
+        error=message,
+    )
 
 
 def resend_order(ctx: JobContext, school: str, platform: str, account: str, number: str) -> None:
