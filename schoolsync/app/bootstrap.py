@@ -14,6 +14,7 @@ from schoolsync.core.config import AppConfig, load_config
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
+from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.sync_jobs.actors import register_actors
 from schoolsync.sync_jobs.broker import LedgerBroker, build_broker
 from schoolsync.sync_jobs.context import JobContext
@@ -24,6 +25,11 @@ from schoolsync.sync_jobs.scheduler import Periodic
 from schoolsync.sync_jobs.services.crm_push import LANES, PUSH_ACTOR
 from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
+from schoolsync.sync_jobs.services.feedback import (
+    SURVEY_ACTOR,
+    process_feedback_api,
+    process_telegram_update,
+)
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
 from schoolsync.sync_jobs.services.order_intake import (
     process_getcourse_callback,
@@ -31,8 +37,11 @@ from schoolsync.sync_jobs.services.order_intake import (
 )
 from schoolsync.sync_jobs.services.outbox import SWEEP_ACTOR
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
+from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR
 
-__all__ = ["PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
+__all__ = ["FEEDBACK_API_SOURCE", "PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
+
+FEEDBACK_API_SOURCE = "feedback-api"  # inbox source of POST /admin/api/feedback
 
 
 @dataclass
@@ -79,6 +88,28 @@ class Runtime:
                     )
                     for lane in range(LANES)
                 ]
+            if found.telegram is not None and found.telegram.poll:
+                schedule.append(
+                    Periodic(
+                        name="telegram-poll",
+                        actor=POLL_ACTOR,
+                        every_s=self.settings.telegram_poll_every_s,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+            school = self.config.school(school_id)
+            survey = feedback_rules(school).survey if school is not None else None
+            if survey is not None and found.sheets is not None:
+                schedule.append(
+                    Periodic(
+                        name="feedback-survey",
+                        actor=SURVEY_ACTOR,
+                        every_s=survey.every_s,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
             if found.getcourse is not None:
                 schedule.append(
                     Periodic(
@@ -109,7 +140,7 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
     """Build the process's objects. Nothing connects until first used."""
     config = load_config(settings.config, blocks=CONFIG_BLOCKS)
     if settings.sandbox:
-        config = with_sandbox(config, settings.sandbox_port)
+        config = with_sandbox(config, settings.sandbox_port, settings.data_dir)
     db = Database(settings.effective_database_url)
     broker = build_broker(redis_url(settings), broker=settings.broker, jobs=settings.jobs)
     # after_* hooks run in reverse order: before Retries means we see its decision
@@ -126,6 +157,8 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
             "generic": process_generic_event,
             "getcourse": process_getcourse_callback,
             "amocrm": process_amocrm_webhook,
+            "telegram": process_telegram_update,
+            FEEDBACK_API_SOURCE: process_feedback_api,
         },
         batch_processors={"getcourse": process_getcourse_callbacks},
         platforms=build_platforms(

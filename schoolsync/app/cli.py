@@ -35,6 +35,8 @@ inbox_app = typer.Typer(help="Stored webhooks: replay one.", no_args_is_help=Tru
 app.add_typer(inbox_app, name="inbox")
 amocrm_app = typer.Typer(help="Connect and inspect amoCRM accounts.", no_args_is_help=True)
 app.add_typer(amocrm_app, name="amocrm")
+telegram_app = typer.Typer(help="The Telegram bot: webhook, channels.", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -361,22 +363,43 @@ def sandbox(
     amocrm_webhook: Annotated[
         str | None, typer.Option(help="where the amoCRM sandbox sends account webhooks")
     ] = None,
+    telegram_webhook: Annotated[
+        str | None,
+        typer.Option(help="where the Telegram sandbox sends updates (as after setWebhook)"),
+    ] = None,
+    sheets_key_file: Annotated[
+        Path | None,
+        typer.Option(help="write the Sheets sandbox's service-account key file here"),
+    ] = None,
 ) -> None:
-    """Serve the GetCourse and amoCRM sandboxes (fake platforms for trying schoolsync out)."""
+    """Serve the GetCourse, amoCRM, Telegram and Google Sheets sandboxes (fake platforms for
+    trying schoolsync out)."""
     import uvicorn
 
     from schoolsync.app.platforms import SANDBOX_SECRETS
     from schoolsync.sandbox.amocrm import AmoSandboxConfig
     from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
     from schoolsync.sandbox.server import create_app
+    from schoolsync.sandbox.sheets import SheetsSandboxConfig
+    from schoolsync.sandbox.telegram import TelegramSandboxConfig
 
     settings = _settings()
+    served = f"http://127.0.0.1:{port or settings.sandbox_port}"
     asgi = create_app(
         GetCourseSandboxConfig(
             key=SANDBOX_SECRETS["sandbox_getcourse_key"], callback_url=getcourse_callback
         ),
         AmoSandboxConfig(
             long_lived_token=SANDBOX_SECRETS["sandbox_amocrm_token"], webhook_url=amocrm_webhook
+        ),
+        TelegramSandboxConfig(
+            token=SANDBOX_SECRETS["sandbox_telegram_token"],
+            webhook_url=telegram_webhook,
+            webhook_secret=SANDBOX_SECRETS["sandbox_telegram_webhook"],
+        ),
+        SheetsSandboxConfig(
+            key_file_path=str(sheets_key_file) if sheets_key_file else None,
+            token_uri=f"{served}/sheets/token",
         ),
     )
     uvicorn.run(
@@ -427,6 +450,79 @@ def amocrm_connect(
         f"connected: school '{chosen.id}', account '{setup.account}'; the token is valid until "
         f"{pair.expires_at:%Y-%m-%d %H:%M} UTC and is refreshed automatically"
     )
+
+
+def _telegram(school: str | None) -> tuple[Any, Any, Any]:
+    """(settings, runtime, chosen school) for a school with a Telegram bot."""
+    settings = _settings()
+    runtime = _runtime(settings)
+    chosen = runtime.config.school(school) if school else runtime.config.default_school
+    if chosen is None:
+        raise _fail(f"no school '{school}' in {settings.config}")
+    if runtime.context.platforms.of(chosen.id).telegram is None:
+        raise _fail(
+            f"school '{chosen.id}' has no Telegram bot: add accounts.telegram to "
+            f"{settings.config} and set its token (token_env)"
+        )
+    return settings, runtime, chosen
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(
+    url: Annotated[str, typer.Argument(help="public base URL of this service, https://host")],
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Have Telegram send the bot's updates to <url>/webhooks/telegram with the secret header."""
+    from schoolsync.app.platforms import SecretLookup
+    from schoolsync.connectors.telegram.config import TelegramAccount
+
+    settings, runtime, chosen = _telegram(school)
+    account = TelegramAccount.model_validate(chosen.block("accounts.telegram"))
+    secret = SecretLookup(settings, sandbox=runtime.sandbox)(
+        account.webhook_secret_env, "accounts.telegram.webhook_secret_env"
+    )
+    if not secret:
+        raise _fail(
+            "accounts.telegram.webhook_secret_env names no secret that is set: the webhook "
+            "must carry one (any 1-256 characters of A-Z a-z 0-9 _ -)"
+        )
+    target = url.rstrip("/") + "/webhooks/telegram"
+    setup = runtime.context.platforms.of(chosen.id).telegram
+    try:
+        setup.client.set_webhook(target, secret)
+        me = setup.client.get_me()
+    except Exception as exc:
+        raise _fail(f"Telegram refused: {exc}") from None
+    console.print(f"@{me.username}: updates go to {target}", markup=False)
+
+
+@telegram_app.command("test")
+def telegram_test(
+    channel: Annotated[str, typer.Argument(help="a channel key from schoolsync.yaml, e.g. sales")],
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Queue a short test message to a channel (a worker delivers it)."""
+    import uuid
+
+    from schoolsync.core.errors import ConfigError
+    from schoolsync.mappings.notifications import channel_target, render
+    from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
+
+    _, runtime, chosen = _telegram(school)
+    try:
+        channel_target(chosen, channel)
+    except ConfigError as exc:
+        raise _fail(exc.message) from None
+    notice = Notice(
+        key=f"channel-test:{channel}:{uuid.uuid4().hex[:8]}",
+        kind="channel_test",
+        html=render("channel_test", channel=channel),
+        channel=channel,
+    )
+    with runtime.db.write() as conn:
+        refs = queue_notices(conn, chosen, [notice])
+    runtime.queue.send(refs)
+    console.print(f"queued a test message to '{channel}' ({notice.key})", markup=False)
 
 
 @app.command()

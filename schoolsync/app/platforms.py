@@ -7,6 +7,7 @@ amoCRM account gets the local sandboxes instead, with their well-known test cred
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -23,6 +24,9 @@ from schoolsync.connectors.getcourse.exports import ExportBudget, GetCourseExpor
 from schoolsync.connectors.http import Endpoint, build_client
 from schoolsync.connectors.inbound import WebhookSource
 from schoolsync.connectors.pacing import Pacer
+from schoolsync.connectors.sheets.auth import ServiceAccountTokens
+from schoolsync.connectors.sheets.client import SheetsClient
+from schoolsync.connectors.sheets.config import SheetsAccount
 from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.connectors.telegram.config import TelegramAccount
 from schoolsync.connectors.telegram.webhooks import TelegramRoute, TelegramWebhook
@@ -31,6 +35,7 @@ from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
 from schoolsync.mappings.amocrm import AmoCrmMapping
+from schoolsync.mappings.feedback import FeedbackRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.sync_jobs.platforms import (
@@ -38,6 +43,7 @@ from schoolsync.sync_jobs.platforms import (
     GetCourseSetup,
     Platforms,
     SchoolPlatforms,
+    SheetsSetup,
     TelegramSetup,
 )
 
@@ -47,7 +53,9 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "mappings.getcourse": GetCourseMapping,
     "mappings.amocrm": AmoCrmMapping,
     "accounts.telegram": TelegramAccount,
+    "accounts.sheets": SheetsAccount,
     "rules.notifications": NotificationRules,
+    "rules.feedback": FeedbackRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).
@@ -71,7 +79,12 @@ SANDBOX_CHANNELS = {
 }
 
 
-def sandbox_blocks(port: int) -> dict[str, dict[str, Any]]:
+def sandbox_key_file(data_dir: Path) -> Path:
+    """Where the Sheets sandbox writes its service account's key file for the workers."""
+    return data_dir / "sandbox" / "sheets-key.json"
+
+
+def sandbox_blocks(port: int, data_dir: Path) -> dict[str, dict[str, Any]]:
     base = f"http://127.0.0.1:{port}"
     return {
         "accounts.getcourse": {
@@ -109,16 +122,30 @@ def sandbox_blocks(port: int) -> dict[str, dict[str, Any]]:
             "token_env": "sandbox_telegram_token",
             "webhook_secret_env": "sandbox_telegram_webhook",
         },
+        "accounts.sheets": {
+            "account": "sandbox",
+            "base_url": f"{base}/sheets",
+            "key_file": str(sandbox_key_file(data_dir)),
+            "token_url": f"{base}/sheets/token",
+        },
+        # the sandbox's Google Form answers sheet, read every minute (the demo of W10)
+        "rules.feedback": {
+            "survey": {
+                "spreadsheet": "sandbox-feedback",
+                "tab": "Ответы на форму (1)",
+                "every_s": 60,
+            }
+        },
     }
 
 
-def with_sandbox(config: AppConfig, port: int) -> AppConfig:
+def with_sandbox(config: AppConfig, port: int, data_dir: Path) -> AppConfig:
     """Point every school without its own GetCourse / amoCRM / Telegram block at the sandboxes
     (and a school without channels at the sandbox bot's groups)."""
     schools = []
     for school in config.schools:
         data = school.model_dump()
-        for path, value in sandbox_blocks(port).items():
+        for path, value in sandbox_blocks(port, data_dir).items():
             section, name = path.split(".")
             if not (data.get(section) or {}).get(name) and not (
                 path == "mappings.amocrm" and school.block("accounts.amocrm")
@@ -228,6 +255,30 @@ def build_platforms(
         tg_block = school.block("accounts.telegram")
         if tg_block:
             found.telegram = _telegram(settings, client, secret, school, tg_block)
+        sheets_block = school.block("accounts.sheets")
+        if sheets_block:
+            sheets = SheetsAccount.model_validate(sheets_block)
+            sheet_tokens = ServiceAccountTokens(
+                sheets.key_file,
+                endpoint=sheets.endpoint,
+                token_url=sheets.token_url,
+                timeout_s=sheets.timeout_s,
+            )
+            found.sheets = SheetsSetup(
+                account=sheets.account,
+                client=SheetsClient(
+                    build_client(sheets.base_url, timeout=sheets.timeout_s),
+                    sheets.endpoint,
+                    sheet_tokens,
+                    Pacer(
+                        client,
+                        "sheets",
+                        sheets.account,
+                        rate=sheets.rate_per_s * 0.95,
+                        namespace=settings.broker.namespace,
+                    ),
+                ),
+            )
         platforms.schools[school.id] = found
     if secret.missing:
         raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from schoolsync.app.platforms import SANDBOX_SECRETS
+from schoolsync.app.platforms import SANDBOX_SECRETS, sandbox_key_file
 from schoolsync.app.redis_embedded import EmbeddedRedis
 from schoolsync.connectors.getcourse.callbacks import callback_url
 from schoolsync.core.config import AppConfig
@@ -122,6 +122,10 @@ def run_all(settings: Settings, config: AppConfig, *, host: str, port: int) -> i
                     ),
                     "--amocrm-webhook",
                     f"{webhooks}/amocrm?secret={SANDBOX_SECRETS['sandbox_amocrm_webhook']}",
+                    "--telegram-webhook",
+                    f"{webhooks}/telegram",
+                    "--sheets-key-file",
+                    str(sandbox_key_file(settings.data_dir)),
                 ],
             ),
         )
@@ -145,7 +149,9 @@ def run_all(settings: Settings, config: AppConfig, *, host: str, port: int) -> i
         f"  failures   schoolsync failures list\n"
         f"  data       {settings.data_dir.resolve()}\n"
         + (
-            f"  sandboxes  http://127.0.0.1:{settings.sandbox_port}/getcourse and /amocrm "
+            f"  sandboxes  http://127.0.0.1:{settings.sandbox_port}/ (getcourse, amocrm, telegram, "
+            "sheets)\n"
+            f"             "
             f"(try: curl -X POST http://127.0.0.1:{settings.sandbox_port}/getcourse/_sandbox/orders "
             """-d '{"count": 5}')\n"""
             if sandbox

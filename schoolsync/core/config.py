@@ -178,7 +178,7 @@ def parse_config(
                 if value is None:
                     continue
                 try:
-                    model.model_validate(value)
+                    validated = model.model_validate(value)
                 except ValidationError as exc:
                     for error in exc.errors():
                         loc = (*path.split("."), *error["loc"])
@@ -191,9 +191,44 @@ def parse_config(
                                 _message(error),
                             )
                         )
+                    continue
+                problems += _channel_problems(root, source, single, index, school, path, validated)
     if problems or config is None:
         raise ConfigFileError(problems)
     return config
+
+
+def _channel_problems(
+    root: yaml.Node | None,
+    source: str,
+    single: bool,
+    index: int,
+    school: School,
+    path: str,
+    block: BaseModel,
+) -> list[ConfigProblem]:
+    """A block that sends to channels (it has ``channels_used()``: ``(where, key)`` pairs, where
+    is a path inside the block) may only name channels the school configures under
+    ``channels:``."""
+    used = getattr(block, "channels_used", None)
+    if used is None:
+        return []
+    found = []
+    for where, key in used():
+        if key in school.channels:
+            continue
+        loc: tuple[Any, ...] = (*path.split("."), *where)
+        file_loc = loc if single else ("schools", index, *loc)
+        known = ", ".join(sorted(school.channels)) or "none"
+        found.append(
+            ConfigProblem(
+                source,
+                _line_of(root, file_loc),
+                _dotted(file_loc),
+                f"channel {key!r} is not configured under `channels:` (configured: {known})",
+            )
+        )
+    return found
 
 
 def _message(error: Any) -> str:

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     )
     sandbox_port: int = Field(default=8100, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    telegram_poll_every_s: int = Field(
+        default=5, ge=1, le=300, description="getUpdates interval for bots with `updates: poll`"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for /admin/api/* (the admin API is off without it)",
+    )
 
     environment: str = "development"
     log_format: Literal["auto", "json", "console"] = "auto"

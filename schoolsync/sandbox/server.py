@@ -1,4 +1,5 @@
-"""The sandboxes behind one port: ``/getcourse/...``, ``/amocrm/...`` and ``/telegram/...``.
+"""The sandboxes behind one port: ``/getcourse/...``, ``/amocrm/...``, ``/telegram/...`` and
+``/sheets/...``.
 
 Served by ``schoolsync sandbox`` and started by ``schoolsync run`` when no school configures a
 real account. Imports nothing of schoolsync outside ``sandbox``: it is written from the
@@ -16,6 +17,8 @@ from schoolsync.sandbox.amocrm import AmoSandboxConfig
 from schoolsync.sandbox.amocrm import create_app as amocrm_app
 from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
 from schoolsync.sandbox.getcourse import create_app as getcourse_app
+from schoolsync.sandbox.sheets import SheetsSandboxConfig
+from schoolsync.sandbox.sheets import create_app as sheets_app
 from schoolsync.sandbox.telegram import TelegramSandboxConfig
 from schoolsync.sandbox.telegram import create_app as telegram_app
 
@@ -23,11 +26,17 @@ from schoolsync.sandbox.telegram import create_app as telegram_app
 async def _index(_: Request) -> JSONResponse:
     return JSONResponse(
         {
-            "sandboxes": {"getcourse": "/getcourse", "amocrm": "/amocrm", "telegram": "/telegram"},
+            "sandboxes": {
+                "getcourse": "/getcourse",
+                "amocrm": "/amocrm",
+                "telegram": "/telegram",
+                "sheets": "/sheets",
+            },
             "control": [
                 "/getcourse/_sandbox/state",
                 "/amocrm/_sandbox/state",
                 "/telegram/_sandbox/state",
+                "/sheets/_sandbox/state",
             ],
         }
     )
@@ -37,6 +46,7 @@ def create_app(
     getcourse: GetCourseSandboxConfig | None = None,
     amocrm: AmoSandboxConfig | None = None,
     telegram: TelegramSandboxConfig | None = None,
+    sheets: SheetsSandboxConfig | None = None,
 ) -> Starlette:
     return Starlette(
         routes=[
@@ -45,5 +55,7 @@ def create_app(
             Mount("/amocrm", app=amocrm_app(amocrm or AmoSandboxConfig())),
             # the bot token is in Telegram's URL paths: whoever serves this keeps access logs off
             Mount("/telegram", app=telegram_app(telegram or TelegramSandboxConfig())),
+            # serves the sandbox's own service-account key at /sheets/_sandbox/key-file
+            Mount("/sheets", app=sheets_app(sheets or SheetsSandboxConfig())),
         ]
     )

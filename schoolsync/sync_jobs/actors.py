@@ -17,11 +17,18 @@ from schoolsync.sync_jobs.services.crm_push import (
     resend_order,
 )
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
+from schoolsync.sync_jobs.services.feedback import (
+    SURVEY_ACTOR,
+    SURVEY_ROW_ACTOR,
+    poll_survey,
+    reread_survey_row,
+)
 from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, process_inbox_event
 from schoolsync.sync_jobs.services.outbox import DELIVER_ACTOR, SWEEP_ACTOR, deliver, sweep
 from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_ACTOR
 from schoolsync.sync_jobs.services.outbox import resend as resend_notice
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
+from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR, poll_updates
 
 
 def _process_inbox_event(ctx: JobContext, *, inbox_id: int) -> None:
@@ -64,6 +71,18 @@ def _resend_notice(ctx: JobContext, *, school: str, key: str) -> None:
     resend_notice(ctx, school, key)
 
 
+def _poll_survey(ctx: JobContext, *, school: str) -> None:
+    poll_survey(ctx, school)
+
+
+def _reread_survey_row(ctx: JobContext, *, school: str, row: int) -> None:
+    reread_survey_row(ctx, school, row)
+
+
+def _poll_telegram(ctx: JobContext, *, school: str) -> None:
+    poll_updates(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -74,6 +93,9 @@ HANDLERS: dict[str, Callable[..., None]] = {
     DELIVER_ACTOR: _deliver,
     SWEEP_ACTOR: _sweep_notices,
     RESEND_NOTICE_ACTOR: _resend_notice,
+    SURVEY_ACTOR: _poll_survey,
+    SURVEY_ROW_ACTOR: _reread_survey_row,
+    POLL_ACTOR: _poll_telegram,
 }
 
 

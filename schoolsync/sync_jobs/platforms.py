@@ -11,6 +11,7 @@ from schoolsync.connectors.amocrm.client import AmoCrmClient
 from schoolsync.connectors.amocrm.oauth import TokenProvider
 from schoolsync.connectors.getcourse.client import GetCourseClient
 from schoolsync.connectors.getcourse.exports import GetCourseExports
+from schoolsync.connectors.sheets.client import SheetsClient
 from schoolsync.connectors.telegram.client import Pacer as ChatPacer
 from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.mappings.amocrm import AmoCrmMapping
@@ -45,10 +46,17 @@ class TelegramSetup:
 
 
 @dataclass
+class SheetsSetup:
+    account: str
+    client: SheetsClient
+
+
+@dataclass
 class SchoolPlatforms:
     amocrm: AmoCrmSetup | None = None
     getcourse: GetCourseSetup | None = None
     telegram: TelegramSetup | None = None
+    sheets: SheetsSetup | None = None
 
 
 @dataclass

@@ -265,7 +265,7 @@ def test_client_messages_wait_for_the_morning_internal_ones_do_not(setup: Setup)
     late = datetime(2026, 11, 23, 23, 30, tzinfo=MOSCOW).astimezone(UTC)
     setup.queue(
         [
-            Notice(key="client", kind="test", html="Добрый вечер!", chat_id=777),
+            Notice(key="client", kind="test", html="Добрый вечер!", chat_id=777, to_client=True),
             Notice(key="internal", kind="test", html="Новый заказ", channel="sales"),
         ],
         now=late,

@@ -12,7 +12,8 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schoolsync import __version__
-from schoolsync.app.bootstrap import Runtime
+from schoolsync.app.bootstrap import FEEDBACK_API_SOURCE, Runtime
+from schoolsync.app.web.admin import admin_router
 from schoolsync.app.web.health import health_router
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.app.web.metrics import build_registry
@@ -37,7 +38,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="schoolsync",
         version=__version__,
-        description="Webhook ingest, health and (soon) the admin API of schoolsync.",
+        description="Webhook ingest, health and the admin API of schoolsync.",
         lifespan=lifespan,
     )
     registry, webhook_counter = build_registry(runtime.db, runtime.broker)
@@ -54,6 +55,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # the hot path skips FastAPI's middleware stack: a plain Starlette router serves webhooks
     app.state.webhooks = Router([Route("/webhooks/{source}", endpoint.handle, methods=["POST"])])
     app.include_router(health_router(runtime.db, runtime.broker))
+    app.include_router(admin_router(runtime.settings, runtime.config, writer, FEEDBACK_API_SOURCE))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -37,6 +37,7 @@ from schoolsync.connectors.amocrm.models import (
     NewLead,
     NewNote,
     NewTask,
+    Note,
     Pipeline,
     User,
     parse_problem,
@@ -163,6 +164,17 @@ class AmoCrmClient:
         """Contacts whose filled fields (phone, email, name) match ``query`` (every page)."""
         return list(self._pages("/api/v4/contacts", "contacts", Contact, {"query": query}))
 
+    def get_contact(self, contact_id: int) -> Contact:
+        """One contact; ``NotFoundError`` if it does not exist."""
+        data = self._call("GET", f"/api/v4/contacts/{int(contact_id)}")
+        if data is None:
+            raise NotFoundError(
+                f"amocrm contact {contact_id} not found",
+                platform=self._endpoint.platform,
+                account=self._endpoint.account,
+            )
+        return self._parse(Contact, data, "contact")
+
     def create_contacts(self, items: Sequence[NewContact | Wire]) -> list[Created]:
         """``POST /api/v4/contacts`` (at most 50)."""
         _check_batch(items, "create_contacts")
@@ -176,6 +188,19 @@ class AmoCrmClient:
             raise ValueError(f"notes go on one of {sorted(NOTE_ENTITIES)}, not {entity!r}")
         _check_batch(notes, "add_notes")
         return self._write("POST", f"/api/v4/{entity}/notes", "notes", _wire(notes))
+
+    def notes(self, entity: str, entity_id: int, *, note_type: str = "common") -> list[Note]:
+        """The notes of one lead or contact (every page)."""
+        if entity not in NOTE_ENTITIES:
+            raise ValueError(f"notes are on one of {sorted(NOTE_ENTITIES)}, not {entity!r}")
+        return list(
+            self._pages(
+                f"/api/v4/{entity}/{int(entity_id)}/notes",
+                "notes",
+                Note,
+                {"filter[note_type][]": note_type},
+            )
+        )
 
     def add_tasks(self, tasks: Sequence[NewTask | Wire]) -> list[Created]:
         """``POST /api/v4/tasks`` (at most 50)."""

@@ -387,6 +387,21 @@ class LeadUpdate(_Out):
         return out
 
 
+class Note(_Wire):
+    """A note as amoCRM lists it (``params.text`` for common notes)."""
+
+    id: int
+    entity_id: int
+    note_type: str
+    params: dict[str, Any] | None = None
+    created_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        value = (self.params or {}).get("text")
+        return value if isinstance(value, str) else ""
+
+
 class NewNote(_Out):
     """A note on an entity; ``common`` notes carry ``params.text``."""
 

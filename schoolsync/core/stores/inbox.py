@@ -98,3 +98,8 @@ def get_many(conn: Connection, inbox_ids: Sequence[int]) -> list[RowMapping]:
         return []
     stmt = sa.select(inbox).where(inbox.c.id.in_(list(inbox_ids))).order_by(inbox.c.id)
     return list(conn.execute(stmt).mappings())
+
+
+def listing(conn: Connection, *, limit: int = 1000) -> list[RowMapping]:
+    """The newest events first (for the CLI, the admin pages and tests)."""
+    return list(conn.execute(sa.select(inbox).order_by(inbox.c.id.desc()).limit(limit)).mappings())

@@ -75,6 +75,11 @@ class TelegramSandbox:
             retry_delay_s=config.webhook_retry_delay_s,
         )
         self._clear()
+        if config.webhook_url:
+            self.set_webhook(
+                Webhook(url=config.webhook_url, secret_token=config.webhook_secret),
+                drop_pending=False,
+            )
 
     def _configured_limits(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ def _default_chats() -> dict[int, str]:
         -1001000000003: "Возвраты",
         -1001000000004: "ОБРАТНАЯ СВЯЗЬ",
         -1001000000005: "КОНТЕНТ",
+        -1001000000006: "Педагогический отдел",
     }
 
 
@@ -38,6 +39,9 @@ class TelegramSandboxConfig:
     webhook_timeout_s: float = 2.0
     webhook_retries: int = 3
     webhook_retry_delay_s: float = 0.05
+    # a webhook set from the start (as if setWebhook had been called), for the demo
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def bot_id(self) -> int:

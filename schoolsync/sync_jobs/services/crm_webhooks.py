@@ -1,8 +1,9 @@
 """amoCRM account webhooks: verified by the secret in their URL, parsed, stored and logged.
 
 amoCRM webhooks carry no signature: the URL secret got them in, and whatever acts on one (the
-two-way status sync, W4) re-fetches the lead through the API before trusting it. Until then a
-lead event is parsed (a malformed body fails here, visibly) and logged.
+two-way status sync, W4) re-fetches the lead through the API before trusting it. A lead event is
+parsed (a malformed body fails here, visibly) and logged; a lead reaching a stage that the
+feedback rules watch (first lesson, second feedback call) is acted on (``lesson_triggers``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from schoolsync.core.errors import ConfigError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox
 from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.lesson_triggers import on_lead_event
 
 log = get_logger(__name__)
 
@@ -27,6 +29,7 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
         raise ConfigError(
             f"school '{school}' has no amoCRM account: add accounts.amocrm to schoolsync.yaml"
         )
+    config = ctx.config.school(school)
     body = parse(bytes(row["body"]))
     for event in body.events:
         if isinstance(event, LeadEvent):
@@ -42,5 +45,7 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
                 status_id=event.status_id,
                 pipeline_id=event.pipeline_id,
             )
+            if config is not None:
+                on_lead_event(ctx, config, setup, event)
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)

@@ -65,18 +65,15 @@ PROBE_AFTER_S = 2.0  # let a slow request land before asking whether it did
 
 @dataclass(frozen=True)
 class Notice:
-    """One message to say: to a channel of the config (``channel``) or to a client's own chat
-    (``chat_id``; clients get quiet hours)."""
+    """One message to say: to a channel of the config (``channel``) or to a person's own chat
+    (``chat_id``). Messages to clients (``to_client``) wait for the end of quiet hours."""
 
     key: str
     kind: str
     html: str
     channel: str | None = None
     chat_id: int | str | None = None
-
-    @property
-    def to_client(self) -> bool:
-        return self.channel is None
+    to_client: bool = False
 
 
 def lane_of(school: School, notice: Notice) -> str:

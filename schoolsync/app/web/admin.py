@@ -1,0 +1,113 @@
+"""``/admin/api/*``: what admins and other systems send in by hand (grows with issue 8).
+
+Every route needs ``Authorization: Bearer <SCHOOLSYNC_ADMIN_TOKEN>`` (compared in constant time);
+without a configured token the admin API answers 404. Input is stored in the inbox before the
+answer, like a webhook, and processed by a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schoolsync.app.web.ingest import InboxWriter
+from schoolsync.core.config import AppConfig
+from schoolsync.core.settings import Settings
+from schoolsync.core.stores.inbox import InboxRecord
+
+
+class FeedbackIn(BaseModel):
+    """A piece of feedback: what was said, about whom, and (optionally) its score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        default=None,
+        max_length=120,
+        description="your id for it: the same id sent twice is stored once",
+    )
+    school: str | None = None
+    text: str = Field(min_length=1, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=200, description="client or child")
+    score: int | None = Field(default=None, ge=0, le=10)
+    scale: Literal[5, 10] = 10
+    author: str | None = Field(default=None, max_length=200)
+    author_kind: Literal["teacher", "client", "employee"] = "employee"
+    addressed_to: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    contact_id: str | None = Field(default=None, max_length=60, description="amoCRM contact id")
+
+    @model_validator(mode="after")
+    def _score_on_scale(self) -> FeedbackIn:
+        if self.score is not None and self.scale == 5 and not 1 <= self.score <= 5:
+            raise ValueError("a score on the 5-point scale is 1 to 5")
+        return self
+
+
+class Stored(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    id: int | None = Field(description="the inbox row (None for a duplicate)")
+
+
+def admin_router(
+    settings: Settings, config: AppConfig, writer: InboxWriter, feedback_source: str
+) -> APIRouter:
+    router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+    def operator(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = settings.admin_token
+        if token is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "the admin API is off")
+        scheme, _, given = (authorization or "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid admin token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @router.post(
+        "/feedback",
+        status_code=status.HTTP_202_ACCEPTED,
+        dependencies=[Depends(operator)],
+        response_model=Stored,
+    )
+    async def post_feedback(item: FeedbackIn) -> Stored:
+        """Feedback from another system or a person: stored, then linked to the client's CRM
+        card, posted to the feedback channel and routed (W10)."""
+        school = item.school or config.default_school.id
+        if config.school(school) is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown school {school!r}")
+        draft = item.model_dump(
+            include={
+                "text", "subject", "score", "scale", "author", "author_kind",
+                "addressed_to", "phone", "email",
+            }
+        )  # fmt: skip
+        draft["source"] = "api"
+        body = json.dumps({"draft": draft, "contact_id": item.contact_id}, ensure_ascii=False)
+        record = InboxRecord(
+            school=school,
+            source=feedback_source,
+            dedup_key=f"api:{item.id}" if item.id else f"api:{uuid.uuid4().hex}",
+            body=body.encode(),
+        )
+        try:
+            stored = await asyncio.wrap_future(writer.submit(record))
+        except Exception as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "storage unavailable, retry later"
+            ) from exc
+        if stored.inbox_id is None:
+            return Stored(status="duplicate", id=None)
+        return Stored(status="accepted", id=stored.inbox_id)
+
+    return router
