@@ -314,8 +314,9 @@ def _telegram(
                 "telegram-chat",
                 f"{bot.bot}:{chat_id}",
                 rate=rate * 0.95,
-                shrink_to=0.8,
-                shrink_for_s=30,
+                # Telegram publishes no exact limits: after a 429, half speed for a minute
+                shrink_to=0.5,
+                shrink_for_s=60,
                 namespace=namespace,
             )
             chat_pacers[chat_id] = pacer

@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage, Retries
 
 from schoolsync.core.errors import is_retryable
@@ -20,13 +21,18 @@ HEARTBEATS = "__heartbeats__"
 class LedgerBroker(RedisBroker):
     """RedisBroker plus ``enqueue_many``: one Redis round trip for a batch of messages."""
 
-    def enqueue_many(self, messages: Sequence[dramatiq.Message[Any]]) -> None:
-        """Enqueue every message in one pipeline (same Lua script as ``enqueue``)."""
+    def enqueue_many(self, messages: Sequence[dramatiq.Message[Any]], *, delay_ms: int = 0) -> None:
+        """Enqueue every message in one pipeline (same Lua script as ``enqueue``); with
+        ``delay_ms``, on the delay queue, due that much later (as ``enqueue(delay=)`` does)."""
         if not messages:
             return
         prepared = []
         for message in messages:
-            copy = message.copy(options={"redis_message_id": str(uuid4())})
+            options: dict[str, Any] = {"redis_message_id": str(uuid4())}
+            if delay_ms > 0:
+                options["eta"] = int(time.time() * 1000) + delay_ms
+                message = message.copy(queue_name=dq_name(message.queue_name))
+            copy = message.copy(options=options)
             self.emit_before("enqueue", copy, None)
             prepared.append(copy)
         dispatch = self.scripts["dispatch"]

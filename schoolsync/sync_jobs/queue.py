@@ -35,17 +35,19 @@ class JobQueue:
         self.db = db
         self.broker = broker
 
-    def send(self, refs: Sequence[JobRef], *, note: bool = True) -> bool:
+    def send(self, refs: Sequence[JobRef], *, note: bool = True, delay_ms: int = 0) -> bool:
         """Enqueue ``refs`` (already committed) in one round trip and note when.
 
         Returns False if the broker could not be reached; the rows stay queued and the relay
         sends them once it can. With ``note=False`` the caller records ``enqueued_at`` itself
         (the webhook writer does it in its next transaction instead of a second one now).
+        ``delay_ms`` holds the jobs back that long (Dramatiq's delay queue); the relay sends a
+        job again only ``JOBS__REQUEUE_AFTER_S`` after its due time.
         """
         if not refs:
             return True
         try:
-            self.broker.enqueue_many([to_message(r) for r in refs])
+            self.broker.enqueue_many([to_message(r) for r in refs], delay_ms=delay_ms)
         except (redis.RedisError, dramatiq.errors.BrokerError, OSError) as exc:
             log.warning(
                 "broker unreachable; jobs left for the relay", jobs=len(refs), error=str(exc)

@@ -58,9 +58,10 @@ DELIVER_ACTOR = "deliver_notifications"
 RESEND_ACTOR = "resend_notification"
 SWEEP_ACTOR = "notifications_sweep"
 _DRAIN_BUDGET_S = 100.0
+_MAX_HOLD_S = 300.0  # a delivery held back longer is picked up by the sweep instead
 _QUICK_TRIES = 5
 PROBE_WINDOW = 30  # message ids looked at after the last one we know
-PROBE_AFTER_S = 2.0  # let a slow request land before asking whether it did
+PROBE_AFTER_S = 1.0  # let a slow request land before asking whether it did
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,12 @@ class _LaneBlocked(Exception):
 
 
 class _OutOfTime(Exception):
-    """The chat's budget has no turn for us within this job's time: a new job goes on."""
+    """No turn for us within this job's time (our budget, or Telegram's 429 ``retry_after``):
+    a new job goes on, held back until the turn comes."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"next turn in {wait_s:.1f} s")
+        self.wait_s = wait_s
 
 
 def deliver(ctx: JobContext, school: str, lane: str) -> int:
@@ -192,6 +198,7 @@ def deliver(ctx: JobContext, school: str, lane: str) -> int:
     if not lock.acquire(blocking=False):
         return 0  # the holder sends these too, and looks again after it lets go
     out_of_time = False
+    wait_s = 0.0
     try:
         sender = _Sender(ctx, config, setup, lane, lock.reacquire, started)
         while True:
@@ -209,8 +216,8 @@ def deliver(ctx: JobContext, school: str, lane: str) -> int:
                 done += sender.send(message)
             except _LaneBlocked:
                 return done
-            except _OutOfTime:
-                out_of_time = True
+            except _OutOfTime as exc:
+                out_of_time, wait_s = True, exc.wait_s
                 break
     finally:
         try:
@@ -220,7 +227,7 @@ def deliver(ctx: JobContext, school: str, lane: str) -> int:
     if out_of_time:
         with ctx.db.write() as conn:
             refs = schedule_delivery(conn, school, {lane})
-        ctx.queue.send(refs)
+        ctx.queue.send(refs, delay_ms=int(min(wait_s, _MAX_HOLD_S) * 1000))
     return done
 
 
@@ -289,9 +296,7 @@ class _Sender:
                     self.setup.chat_pacer(chat_id).penalize(exc.retry_after or 1.0)
                 wait = exc.retry_after or 1.0
                 if wait > self._left():
-                    if exc.status == 429:
-                        raise  # a long ban: the job's retry waits for it
-                    raise _OutOfTime from exc
+                    raise _OutOfTime(wait) from exc  # not a retry: waiting is not failing
                 time.sleep(wait)
                 continue
             except UnavailableError as exc:
