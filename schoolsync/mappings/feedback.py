@@ -193,8 +193,13 @@ def routes_for(draft: Draft, rules: FeedbackRules) -> list[str]:
 
 def people_for(draft: Draft, rules: FeedbackRules) -> list[tuple[str, Person]]:
     """People the feedback is addressed to (named in ``addressed_to`` or in the text)."""
-    haystack = f"{draft.addressed_to or ''}\n{draft.text}".casefold()
-    return [(name, person) for name, person in rules.people.items() if name.casefold() in haystack]
+    haystack = f"{draft.addressed_to or ''}\n{draft.text}"
+    return [
+        (name, person)
+        for name, person in rules.people.items()
+        # whole words only: "Анна" is not in "Марианна"
+        if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", haystack, re.IGNORECASE)
+    ]
 
 
 # --- a teacher's message ---------------------------------------------------------------------

@@ -75,8 +75,8 @@ def _poll_survey(ctx: JobContext, *, school: str) -> None:
     poll_survey(ctx, school)
 
 
-def _reread_survey_row(ctx: JobContext, *, school: str, row: int) -> None:
-    reread_survey_row(ctx, school, row)
+def _reread_survey_row(ctx: JobContext, *, school: str, key: str) -> None:
+    reread_survey_row(ctx, school, key)
 
 
 def _poll_telegram(ctx: JobContext, *, school: str) -> None:

@@ -25,7 +25,7 @@ from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.core.config import AppConfig, School
 from schoolsync.core.db import Database
 from schoolsync.core.settings import BrokerSettings, JobSettings
-from schoolsync.core.stores import cursors, failures, inbox
+from schoolsync.core.stores import failures, inbox
 from schoolsync.core.stores import feedback as feedback_store
 from schoolsync.core.stores import outbox as outbox_store
 from schoolsync.core.stores.inbox import InboxRecord
@@ -352,12 +352,10 @@ def test_a_survey_row_with_score_3_is_flagged_and_a_row_read_twice_is_routed_onc
 
     first = poll_survey(setup.ctx, SCHOOL.id)
     setup.work()
-    with setup.db.write() as conn:  # the cursor is lost: every row is read again
-        cursors.put_text(conn, SCHOOL.id, "survey:sandbox-feedback:Ответы на форму (1):row", "1")
-    again = poll_survey(setup.ctx, SCHOOL.id)
+    again = poll_survey(setup.ctx, SCHOOL.id)  # the same rows read again
     setup.work()
 
-    assert (first.read, first.routed, again.read) == (2, 2, 2)
+    assert (first.read, first.routed, again.read, again.routed) == (2, 2, 0, 0)
     posts = [m["text"] for m in setup.posts(FEEDBACK)]
     assert len(posts) == 2
     assert posts[0].startswith("🔴 НЕГАТИВНАЯ ОБРАТНАЯ СВЯЗЬ (оценка 3 из 10)")  # first, flagged
@@ -381,4 +379,28 @@ def test_a_survey_row_that_cannot_be_read_is_one_failure_naming_it(setup: Setup)
         found = failures.listing(conn)
     assert len(found) == 1
     assert "row 2" in found[0]["error_message"] and "Оценка (0–10)" in found[0]["error_message"]
+    assert found[0]["status"] == "open"  # polled twice: still one failure
     assert [("Хорошо" in m["text"]) for m in setup.posts(FEEDBACK)] == [True]
+
+
+def test_a_second_feedback_task_made_without_an_answer_is_not_made_again(setup: Setup) -> None:
+    lead, _contact = setup.client_in_crm("Демин Саша", "+79231234567", status_id=1003)
+    event = LeadEvent(action="status", id=lead, status_id=1003, pipeline_id=1000)
+    amo = setup.ctx.platforms.of(SCHOOL.id).amocrm  # type: ignore[union-attr]
+    assert amo is not None
+    # the first try reached amoCRM, and the worker died before it heard back
+    real_add = amo.client.add_tasks
+
+    def add_then_crash(tasks: Any) -> Any:
+        real_add(tasks)
+        raise SystemExit("worker killed")
+
+    amo.client.add_tasks = add_then_crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        on_lead_event(setup.ctx, SCHOOL, amo, event)
+    amo.client.add_tasks = real_add  # type: ignore[method-assign]
+
+    on_lead_event(setup.ctx, SCHOOL, amo, event)  # the job again
+
+    tasks = setup.amo.get("/api/v4/tasks", headers={"Authorization": f"Bearer {AMO_TOKEN}"})
+    assert len(tasks.json()["_embedded"]["tasks"]) == 1

@@ -294,3 +294,54 @@ def test_quiet_hours(local: str, expected: str) -> None:
     now = datetime.fromisoformat(local).replace(tzinfo=MOSCOW)
     got = QuietHours().not_before(now.astimezone(UTC), MOSCOW)
     assert got.astimezone(MOSCOW).replace(tzinfo=None) == datetime.fromisoformat(expected)
+
+
+def _handed_over_and_lost(setup: Setup, n: int) -> None:
+    """A worker handed message ``n`` over, Telegram posted it, and the answer never came."""
+    with setup.db.write() as conn:
+        row = store.get(conn, SCHOOL.id, f"payment:{n}")
+        assert row is not None
+        store.mark_inflight(conn, int(row["id"]), at=datetime.now(UTC))
+    setup.tg.post(
+        f"/bot{TOKEN}/sendMessage", json={"chat_id": SALES, "text": f"{n} Демин Саша"}
+    ).raise_for_status()
+
+
+def test_a_429_while_looking_for_a_lost_part_does_not_send_it_again(setup: Setup) -> None:
+    setup.queue([line(0)])
+    setup.deliver_all()
+    setup.queue([line(1)])
+    _handed_over_and_lost(setup, 1)
+    setup.fault(method="editMessageText", error_rate=0.6, status=429, seed=1)
+
+    setup.deliver_all()
+
+    assert setup.present(SALES) == ["0 Демин Саша", "1 Демин Саша"]
+
+
+def test_a_deleted_message_before_a_lost_part_does_not_hide_it(setup: Setup) -> None:
+    setup.queue([line(0)])
+    setup.deliver_all()
+    other = setup.tg.post(f"/bot{TOKEN}/sendMessage", json={"chat_id": SALES, "text": "tmp"})
+    gone = other.json()["result"]["message_id"]
+    setup.tg.post(f"/bot{TOKEN}/deleteMessage", json={"chat_id": SALES, "message_id": gone})
+    setup.queue([line(1)])
+    _handed_over_and_lost(setup, 1)
+
+    setup.deliver_all()
+
+    assert setup.present(SALES) == ["0 Демин Саша", "1 Демин Саша"]
+
+
+def test_a_client_chat_the_bot_cannot_write_to_is_cancelled_not_failed(setup: Setup) -> None:
+    noon = datetime(2026, 11, 23, 12, 0, tzinfo=MOSCOW).astimezone(UTC)
+    setup.queue(
+        [Notice(key="c1", kind="test", html="Привет", chat_id=999_000, to_client=True)], now=noon
+    )
+
+    setup.deliver_all()  # no such chat (the client never started the bot): 400 chat not found
+
+    with setup.db.read() as conn:
+        assert failures.listing(conn) == []
+        row = store.get(conn, SCHOOL.id, "c1")
+    assert row is not None and row["state"] == "cancelled" and "chat not found" in row["error"]

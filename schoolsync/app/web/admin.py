@@ -42,7 +42,9 @@ class FeedbackIn(BaseModel):
     addressed_to: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=40)
     email: str | None = Field(default=None, max_length=200)
-    contact_id: str | None = Field(default=None, max_length=60, description="amoCRM contact id")
+    contact_id: str | None = Field(
+        default=None, pattern=r"^\d{1,18}$", description="amoCRM contact id"
+    )
 
     @model_validator(mode="after")
     def _score_on_scale(self) -> FeedbackIn:

@@ -39,6 +39,7 @@ from schoolsync.connectors.amocrm.models import (
     NewTask,
     Note,
     Pipeline,
+    Task,
     User,
     parse_problem,
 )
@@ -199,6 +200,17 @@ class AmoCrmClient:
                 "notes",
                 Note,
                 {"filter[note_type][]": note_type},
+            )
+        )
+
+    def tasks(self, entity_type: str, entity_id: int) -> list[Task]:
+        """The tasks on one lead or contact (every page, open and completed)."""
+        return list(
+            self._pages(
+                "/api/v4/tasks",
+                "tasks",
+                Task,
+                {"filter[entity_type]": entity_type, "filter[entity_id][]": int(entity_id)},
             )
         )
 

@@ -402,6 +402,17 @@ class Note(_Wire):
         return value if isinstance(value, str) else ""
 
 
+class Task(_Wire):
+    """A task as amoCRM lists it."""
+
+    id: int
+    text: str = ""
+    entity_id: int | None = None
+    entity_type: str | None = None
+    responsible_user_id: int | None = None
+    is_completed: bool = False
+
+
 class NewNote(_Out):
     """A note on an entity; ``common`` notes carry ``params.text``."""
 

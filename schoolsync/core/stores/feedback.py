@@ -1,7 +1,8 @@
 """Feedback about clients (W10): stored once per source item, linked to a CRM contact, routed.
 
-``state``: ``unlinked`` (nobody found yet: the service asked in the group) -> ``routed`` (on the
-client's CRM card and posted to its channels). ``key`` is the source's own identity (a Telegram
+``state``: ``unlinked`` (nobody found yet: the service asked in the group) -> ``linking`` (a reply
+naming the client is being handled) -> ``routed`` (on the client's CRM card and posted to its
+channels). ``key`` is the source's own identity (a Telegram
 message, a survey row's content, an API request id): the same item read twice is one row.
 """
 
@@ -16,7 +17,7 @@ from schoolsync.core.clock import utcnow
 from schoolsync.core.db.tables import feedback
 from schoolsync.core.db.upsert import insert_ignore
 
-UNLINKED, ROUTED = "unlinked", "routed"
+UNLINKED, LINKING, ROUTED = "unlinked", "linking", "routed"
 
 
 def add(conn: Connection, school: str, values: dict[str, Any]) -> RowMapping:
@@ -49,6 +50,40 @@ def link(conn: Connection, feedback_id: int, contact_id: str, subject: str | Non
     if subject:
         values["subject"] = subject
     conn.execute(sa.update(feedback).where(feedback.c.id == feedback_id).values(**values))
+
+
+def claim_for_linking(conn: Connection, feedback_id: int) -> bool:
+    """Take unlinked feedback for linking; ``False`` if another reply took it first."""
+    result = conn.execute(
+        sa.update(feedback)
+        .where(feedback.c.id == feedback_id, feedback.c.state == UNLINKED)
+        .values(state=LINKING)
+    )
+    return bool(result.rowcount)
+
+
+def release_linking(conn: Connection, feedback_id: int) -> None:
+    conn.execute(
+        sa.update(feedback)
+        .where(feedback.c.id == feedback_id, feedback.c.state == LINKING)
+        .values(state=UNLINKED)
+    )
+
+
+def known_keys(conn: Connection, school: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are stored already."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(
+            str(k)
+            for k in conn.execute(
+                sa.select(feedback.c.key).where(
+                    feedback.c.school == school, feedback.c.key.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
 
 
 def mark_routed(conn: Connection, feedback_id: int) -> None:

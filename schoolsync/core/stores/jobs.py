@@ -106,9 +106,12 @@ def get_by_key(conn: Connection, dedup_key: str) -> RowMapping | None:
     return conn.execute(sa.select(jobs).where(jobs.c.dedup_key == dedup_key)).mappings().first()
 
 
-def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | None:
+def find_waiting(
+    conn: Connection, *, actor: str, dedup_prefix: str, retrying: bool = True
+) -> int | None:
     """A job of ``actor`` (dedup key starting with ``dedup_prefix``) that will start (again):
-    not started yet, or waiting for its next retry (it sees everything committed before then).
+    not started yet, or (with ``retrying``) waiting for its next retry (it sees everything
+    committed before then).
 
     On PostgreSQL the row is locked until the caller commits, so it cannot be claimed (and
     start) before the caller's changes are visible to it.
@@ -116,7 +119,7 @@ def find_waiting(conn: Connection, *, actor: str, dedup_prefix: str) -> int | No
     stmt = (
         sa.select(jobs.c.id)
         .where(
-            jobs.c.status.in_((QUEUED, RETRYING)),
+            jobs.c.status.in_((QUEUED, RETRYING) if retrying else (QUEUED,)),
             jobs.c.actor == actor,
             jobs.c.dedup_key.startswith(dedup_prefix, autoescape=True),
         )

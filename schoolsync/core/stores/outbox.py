@@ -185,6 +185,16 @@ def mark_failed(conn: Connection, message_id: int, error: str) -> None:
     )
 
 
+def cancel_lane(conn: Connection, school: str, lane: str, reason: str) -> int:
+    """Cancel every pending message of a lane; returns how many."""
+    result = conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.school == school, outbox.c.lane == lane, outbox.c.state == PENDING)
+        .values(state=CANCELLED, error=reason, inflight_at=None)
+    )
+    return int(result.rowcount or 0)
+
+
 def requeue(conn: Connection, school: str, key: str) -> RowMapping | None:
     """A failed message, pending again (a replay after a fix); its row, if it exists."""
     conn.execute(

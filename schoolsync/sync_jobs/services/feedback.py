@@ -24,7 +24,12 @@ from schoolsync.connectors.telegram.models import Message
 from schoolsync.connectors.telegram.webhooks import parse_update
 from schoolsync.core.config import School
 from schoolsync.core.db.tables import outbox as outbox_table
-from schoolsync.core.errors import ConfigError, MalformedInputError
+from schoolsync.core.errors import (
+    ConfigError,
+    MalformedInputError,
+    PermanentError,
+    SchoolsyncError,
+)
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import cursors, effects, inbox, jobs, links
 from schoolsync.core.stores import feedback as store
@@ -44,7 +49,12 @@ from schoolsync.mappings.feedback import (
 from schoolsync.mappings.notifications import channel_target, render
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup, SheetsSetup
-from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
+from schoolsync.sync_jobs.services.outbox import (
+    Notice,
+    chat_ids,
+    chat_ids_before,
+    queue_notices,
+)
 
 log = get_logger(__name__)
 
@@ -305,8 +315,10 @@ def process_telegram_update(ctx: JobContext, inbox_id: int, job_id: int | None) 
     if message is not None and message.text and not _from_bot(message):
         _remember_chat_position(ctx, school.id, message)
         rules = feedback_rules(school)
-        intake_chat = str(channel_target(school, rules.intake_channel).chat_id)
-        if str(message.chat.id) == intake_chat:
+        configured = str(channel_target(school, rules.intake_channel).chat_id)
+        with ctx.db.read() as conn:
+            ours = str(message.chat.id) in chat_ids(conn, school.id, configured)
+        if ours:
             _teacher_message(ctx, school, message)
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)
@@ -317,21 +329,21 @@ def _from_bot(message: Message) -> bool:
 
 
 def _remember_chat_position(ctx: JobContext, school: str, message: Message) -> None:
-    """A chat we never posted to gets a known last message id, so that a lost answer to our
-    first message there can be looked for (only while none of ours is on its way there)."""
+    """Keep the chat's last known message id current, so that a lost answer to our next
+    message there is looked for from close by (only while none of ours is on its way there:
+    a newer id than an unanswered message of ours would hide it)."""
     name = f"telegram:last-id:{message.chat.id}"
-    lane = f"chat:{message.chat.id}"
     with ctx.db.write() as conn:
-        if cursors.get_text(conn, school, name) is not None:
-            return
+        lanes = [f"chat:{c}" for c in chat_ids_before(conn, school, str(message.chat.id))]
         inflight = conn.execute(
             sa.select(outbox_table.c.id).where(
                 outbox_table.c.school == school,
-                outbox_table.c.lane == lane,
+                outbox_table.c.lane.in_(lanes),
                 outbox_table.c.inflight_at.is_not(None),
             )
         ).first()
-        if inflight is None:
+        known = cursors.get_text(conn, school, name)
+        if inflight is None and (known is None or int(known) < message.message_id):
             cursors.put_text(conn, school, name, str(message.message_id))
 
 
@@ -354,9 +366,13 @@ def _teacher_message(ctx: JobContext, school: School, message: Message) -> None:
                     key=f"telegram:{message.chat.id}:{message.message_id}",
                     source="content",
                     author=author,
+                    subject=note.subject,
                     text=note.text,
+                    phone=note.phone,
+                    email=note.email,
                 )
-                intake(ctx, school, draft, contact_id=contact, origin=origin)
+                known = contact if contact.isdigit() else None  # a lead without a contact
+                intake(ctx, school, draft, contact_id=known, origin=origin, ask=known is None)
                 return
     note = read_teacher_message(message.text)
     draft = Draft(
@@ -385,11 +401,12 @@ def _our_message(
 ) -> tuple[str, str] | None:
     """``(kind, key)`` of the outbox message that became Telegram message ``message_id``."""
     with ctx.db.read() as conn:
+        lanes = [f"chat:{c}" for c in chat_ids_before(conn, school, str(chat_id))]
         rows = conn.execute(
             sa.select(outbox_table.c.kind, outbox_table.c.key, outbox_table.c.sent_ids)
             .where(
                 outbox_table.c.school == school,
-                outbox_table.c.lane == f"chat:{chat_id}",
+                outbox_table.c.lane.in_(lanes),
                 outbox_table.c.kind.in_((WHO_KIND, FIRST_LESSON_KIND)),
             )
             .order_by(outbox_table.c.id.desc())
@@ -404,22 +421,29 @@ def _our_message(
 def _answer_to_who(ctx: JobContext, school: School, feedback_id: int, reply: Message) -> None:
     """A reply to "who is this about?": link the waiting feedback, or post it unlinked."""
     assert reply.text is not None
-    with ctx.db.read() as conn:
+    with ctx.db.write() as conn:
         row = store.get(conn, feedback_id)
-    if row is None or row["state"] == store.ROUTED:
-        return
+        if row is None or not store.claim_for_linking(conn, feedback_id):
+            return  # routed already, or another reply is linking it
     note = read_teacher_message(reply.text)
     subject = note.subject or reply.text.strip().splitlines()[0][:200]
     probe = Draft(
         key="reply", source="content", subject=subject, text="", phone=note.phone, email=note.email
     )
-    contact = _find_contact(ctx, school.id, probe)
-    if contact is None:
-        log.info("the reply names nobody we know either; posting unlinked", feedback=feedback_id)
-    else:
-        with ctx.db.write() as conn:
-            store.link(conn, feedback_id, contact, subject)
-    _route(ctx, school, feedback_id, contact)
+    try:
+        contact = _find_contact(ctx, school.id, probe)
+        if contact is None:
+            log.info(
+                "the reply names nobody we know either; posting unlinked", feedback=feedback_id
+            )
+        else:
+            with ctx.db.write() as conn:
+                store.link(conn, feedback_id, contact, subject)
+        _route(ctx, school, feedback_id, contact)
+    except BaseException:
+        with ctx.db.write() as conn:  # let the retry (or the next reply) take it again
+            store.release_linking(conn, feedback_id)
+        raise
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -476,66 +500,89 @@ def _row_key(survey: Survey, cells: list[str]) -> str:
 
 
 def poll_survey(ctx: JobContext, school_id: str) -> SurveyPoll:
-    """Read the survey sheet's rows after the cursor; each row is feedback, routed once. A row
-    that cannot be read is a failure naming its row and column (replayed once it is fixed in
-    the sheet); the rows after it go on. Negative answers are routed first."""
+    """Read the survey sheet and route every row not seen before (a row's key is its content:
+    read twice, moved by a sort, or with rows deleted above it, it is the same feedback). A row
+    that cannot be read or routed is a failure naming its row; the others go on. Negative
+    answers are routed first."""
     found = _survey(ctx, school_id)
     if found is None:
         return SurveyPoll(0, 0, 0)
     school, survey, sheets = found
-    cursor = f"survey:{survey.spreadsheet}:{survey.tab}:row"
     rows = _read_tab(sheets, survey)
     header = rows[0] if rows else []
+    keyed = [(number, cells, _row_key(survey, cells)) for number, cells in enumerate(rows, 1)]
+    keyed = keyed[1:]
     with ctx.db.read() as conn:
-        done = int(cursors.get_text(conn, school_id, cursor) or 1)  # the header is row 1
+        seen = store.known_keys(conn, school_id, [key for _n, _c, key in keyed])
+        bad_before = {
+            key
+            for _n, _c, key in keyed
+            if key not in seen and jobs.get_by_key(conn, _bad_row_key(school_id, key)) is not None
+        }
     drafts: list[tuple[int, Draft]] = []
     bad = 0
-    for number in range(done + 1, len(rows) + 1):
-        cells = rows[number - 1]
+    for number, cells, key in keyed:
+        if key in seen or key in bad_before:
+            continue
         try:
-            draft = survey_draft(
-                survey, header, cells, row_number=number, key=_row_key(survey, cells)
-            )
+            draft = survey_draft(survey, header, cells, row_number=number, key=key)
         except MalformedInputError as exc:
             bad += 1
-            with ctx.db.write() as conn:
-                jobs.fail_as_job(  # replayed once the row is fixed in the sheet
-                    conn,
-                    school=school_id,
-                    actor=SURVEY_ROW_ACTOR,
-                    args={"school": school_id, "row": number},
-                    key=f"survey-row:{school_id}:{_row_key(survey, cells)}",
-                    error_class="MalformedInputError",
-                    error=exc.message,
-                )
-            log.error("survey row not understood", school=school_id, error=exc.message)
+            _bad_row(ctx, school_id, key, exc)
             continue
         if draft is not None:
             drafts.append((number, draft))
     rules = feedback_rules(school)
     # negative answers first: they are what the improvements department acts on
     drafts.sort(key=lambda item: (not is_negative(item[1].score, item[1].scale, rules), item[0]))
+    routed = 0
     for _number, draft in drafts:
-        intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+        try:
+            intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+        except PermanentError as exc:  # this row only (the CRM refused its note, ...)
+            bad += 1
+            _bad_row(ctx, school_id, draft.key, exc)
+            continue
+        routed += 1
+    return SurveyPoll(len(keyed) - len(seen), routed, bad)
+
+
+def _bad_row_key(school: str, key: str) -> str:
+    return f"survey-row:{school}:{key}"
+
+
+def _bad_row(ctx: JobContext, school: str, key: str, exc: SchoolsyncError) -> None:
+    """One failure per bad row (replayed after the row is fixed in the sheet)."""
     with ctx.db.write() as conn:
-        cursors.put_text(conn, school_id, cursor, str(max(done, len(rows))))
-    return SurveyPoll(max(0, len(rows) - done), len(drafts), bad)
+        jobs.fail_as_job(
+            conn,
+            school=school,
+            actor=SURVEY_ROW_ACTOR,
+            args={"school": school, "key": key},
+            key=_bad_row_key(school, key),
+            error_class=type(exc).__name__,
+            error=exc.message,
+        )
+    log.error("survey row not routed", school=school, error=exc.message)
 
 
-def reread_survey_row(ctx: JobContext, school_id: str, row: int) -> None:
-    """One survey row again (a failure replayed after the row was fixed in the sheet).
+def reread_survey_row(ctx: JobContext, school_id: str, key: str) -> None:
+    """A failed survey row, replayed: if the row is still in the sheet as it was, it is routed
+    again (after a config or CRM fix) or fails again; if it was fixed in the sheet (so its
+    content, and key, changed), the fixed row is a new row that the next poll routes.
 
     Raises:
-        MalformedInputError: the row is still not readable.
+        MalformedInputError: the row is still in the sheet and still not readable.
     """
     found = _survey(ctx, school_id)
     if found is None:
         raise ConfigError(f"school {school_id!r} has no survey sheet (rules.feedback.survey)")
     school, survey, sheets = found
     rows = _read_tab(sheets, survey)
-    if not 1 < row <= len(rows):
-        raise ConfigError(f"survey sheet {survey.tab!r} has no row {row} any more")
-    cells = rows[row - 1]
-    draft = survey_draft(survey, rows[0], cells, row_number=row, key=_row_key(survey, cells))
-    if draft is not None:
-        intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+    for number, cells in enumerate(rows[1:], 2):
+        if _row_key(survey, cells) == key:
+            draft = survey_draft(survey, rows[0], cells, row_number=number, key=key)
+            if draft is not None:
+                intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+            return
+    log.info("the failed survey row was changed or removed; new rows are polled", key=key)

@@ -106,28 +106,35 @@ def _second_feedback(
     due_days: int,
 ) -> None:
     key = f"amocrm:task:second-feedback:{school.id}:{lead.id}:{lead.status_id}"
-    with ctx.db.read() as conn:
+    marker = f"[schoolsync {key.removeprefix('amocrm:task:')}]"
+    with ctx.db.write() as conn:
         if effects.exists(conn, key):
             return
+        first_try = effects.record(
+            conn, school=school.id, key=f"{key}:tried", job_id=None, detail={"lead": lead.id}
+        )
         first = (
             feedback_store.first_for_contact(conn, school.id, str(contact.id))
             if contact is not None
             else None
         )
-    phones = _phones(contact)
-    lines = [
-        f"Вторая обратная связь: позвонить клиенту {_name(contact)}",
-        f"Телефон: {', '.join(phones)}" if phones else "Телефон: не указан",
-        "Первая обратная связь: " + (str(first["text"]) if first is not None else "нет"),
-    ]
-    task = NewTask(
-        text="\n".join(lines),
-        complete_till=utcnow() + timedelta(days=due_days),
-        entity_id=lead.id,
-        entity_type="leads",
-        responsible_user_id=head_teacher,
-    )
-    setup.client.add_tasks([task])
+    # an earlier try may have made the task without hearing back: look for its marker
+    if first_try or not any(marker in t.text for t in setup.client.tasks("leads", lead.id)):
+        phones = _phones(contact)
+        lines = [
+            f"Вторая обратная связь: позвонить клиенту {_name(contact)}",
+            f"Телефон: {', '.join(phones)}" if phones else "Телефон: не указан",
+            "Первая обратная связь: " + (str(first["text"]) if first is not None else "нет"),
+            marker,
+        ]
+        task = NewTask(
+            text="\n".join(lines),
+            complete_till=utcnow() + timedelta(days=due_days),
+            entity_id=lead.id,
+            entity_type="leads",
+            responsible_user_id=head_teacher,
+        )
+        setup.client.add_tasks([task])
     with ctx.db.write() as conn:
         effects.record(conn, school=school.id, key=key, job_id=None, detail={"lead": lead.id})
     log.info("second feedback: task for the head teacher", school=school.id, lead=lead.id)

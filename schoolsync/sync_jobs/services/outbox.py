@@ -30,12 +30,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from redis.exceptions import LockError
 
 from schoolsync.connectors.telegram.client import ChatMigratedError, ProbeResult
 from schoolsync.connectors.telegram.text import MESSAGE_LIMIT, split_message
 from schoolsync.core.clock import utcnow
 from schoolsync.core.config import School
+from schoolsync.core.db.tables import cursors as cursor_table
 from schoolsync.core.errors import (
     AuthError,
     ConfigError,
@@ -60,7 +62,8 @@ SWEEP_ACTOR = "notifications_sweep"
 _DRAIN_BUDGET_S = 100.0
 _MAX_HOLD_S = 300.0  # a delivery held back longer is picked up by the sweep instead
 _QUICK_TRIES = 5
-PROBE_WINDOW = 30  # message ids looked at after the last one we know
+PROBE_WINDOW = 50  # message ids looked at after the last one we know
+_MISSING_IN_A_ROW = 3
 PROBE_AFTER_S = 1.0  # let a slow request land before asking whether it did
 
 
@@ -130,7 +133,9 @@ def schedule_delivery(conn: Any, school: str, lanes: Sequence[str] | set[str]) -
     refs = []
     for lane in sorted(lanes):
         prefix = f"outbox:{school}:{lane}:"
-        if jobs.find_waiting(conn, actor=DELIVER_ACTOR, dedup_prefix=prefix):
+        # a delivery waiting for its retry (Telegram was down) may start minutes from now:
+        # only one not started yet counts
+        if jobs.find_waiting(conn, actor=DELIVER_ACTOR, dedup_prefix=prefix, retrying=False):
             continue
         ref = jobs.add(
             conn,
@@ -159,7 +164,8 @@ def sweep(ctx: JobContext) -> int:
 
 
 def resend(ctx: JobContext, school: str, key: str) -> None:
-    """A failed message, replayed: pending again (re-split from its text) and delivered."""
+    """A failed message, replayed: pending again, and delivered (a refused text is sent as it
+    was: a replay helps when the cause was the chat, not the text)."""
     with ctx.db.write() as conn:
         row = store.requeue(conn, school, key)
         if row is None:
@@ -228,6 +234,12 @@ def deliver(ctx: JobContext, school: str, lane: str) -> int:
         with ctx.db.write() as conn:
             refs = schedule_delivery(conn, school, {lane})
         ctx.queue.send(refs, delay_ms=int(min(wait_s, _MAX_HOLD_S) * 1000))
+        return done
+    # a message queued while we held the lock, whose own delivery found it taken: look again
+    with ctx.db.write() as conn:
+        due = store.next_due(conn, school, lane, utcnow()) is not None
+        refs = schedule_delivery(conn, school, {lane}) if due else []
+    ctx.queue.send(refs)
     return done
 
 
@@ -262,17 +274,22 @@ class _Sender:
         while message.next_part < len(message.parts):
             self.keepalive()
             text = message.parts[message.next_part]
+            handed_over = False  # this pass's sendMessage may have reached Telegram
             try:
                 if message.inflight_at is not None:
                     found = self._probe(message, chat_id, text)
                     if found is not None:
                         message = self._record(message, chat_id, found)
                         continue
+                    self._clear(message)  # looked: it is not there
+                    message = _without_inflight(message)
                 self.setup.chat_pacer(chat_id).acquire(max_wait=self._left())
+                self.keepalive()  # still ours: nobody else may send this part meanwhile
                 with self.ctx.db.write() as conn:
                     if not store.mark_inflight(conn, message.id, at=utcnow()):
                         return 0  # replayed or cancelled meanwhile
                 message = _with_inflight(message)
+                handed_over = True
                 sent = self.setup.client.send_part(chat_id, text, thread_id=thread_id)
             except ChatMigratedError as exc:
                 with self.ctx.db.write() as conn:
@@ -287,12 +304,12 @@ class _Sender:
                 message = _without_inflight(message)
                 continue
             except RateLimitedError as exc:
-                # Telegram said 429 (the client already slowed the bot down), or our budget
-                # is spent for longer than this job may wait: the message waits its turn
-                if exc.status == 429:
-                    with self.ctx.db.write() as conn:
-                        store.clear_inflight(conn, message.id)
+                # a 429 (the client already slowed the bot down), or a budget spent for longer
+                # than this job may wait: nothing was sent by the call that said so
+                if handed_over:
+                    self._clear(message)
                     message = _without_inflight(message)
+                if exc.status == 429:
                     self.setup.chat_pacer(chat_id).penalize(exc.retry_after or 1.0)
                 wait = exc.retry_after or 1.0
                 if wait > self._left():
@@ -309,12 +326,15 @@ class _Sender:
                 log.info("Telegram did not answer; checking and trying again", lane=self.lane)
                 time.sleep(wait)
                 continue
-            except (AuthError, NotFoundError) as exc:
-                self._clear(message)
-                self._block(message, exc)
-                raise _LaneBlocked from exc
-            except RejectedError as exc:
-                self._clear(message)
+            except (AuthError, NotFoundError, RejectedError) as exc:
+                if handed_over:
+                    self._clear(message)
+                if message.channel is None and isinstance(exc, AuthError | NotFoundError):
+                    self._cancel_lane(exc)  # blocked by the client, or never started: no fix
+                    raise _LaneBlocked from exc
+                if isinstance(exc, AuthError | NotFoundError) or _chat_level(exc):
+                    self._block(message, exc)
+                    raise _LaneBlocked from exc
                 self._fail_message(message, type(exc).__name__, exc.message)
                 return 0
             message = self._record(message, chat_id, sent.message_id)
@@ -351,13 +371,21 @@ class _Sender:
             )
             return None
         last = int(known)
+        missing = 0
         for candidate in range(last + 1, last + 1 + PROBE_WINDOW):
+            self.keepalive()
             found = self.setup.client.probe_text(chat_id, candidate, text)
             if found is ProbeResult.SAME:
                 log.info("a part whose answer was lost is in the chat", lane=self.lane)
                 return candidate
             if found is ProbeResult.MISSING:
-                return None
+                # ids are given in order: a few missing in a row means ours was never given
+                # one (one or two may be messages deleted since)
+                missing += 1
+                if missing >= _MISSING_IN_A_ROW:
+                    return None
+                continue
+            missing = 0
             if found is ProbeResult.EDITED:
                 log.error(
                     "probing replaced the text of one of our messages we did not know about",
@@ -382,6 +410,18 @@ class _Sender:
         with self.ctx.db.write() as conn:
             store.clear_inflight(conn, message.id)
 
+    def _cancel_lane(self, exc: AuthError | NotFoundError) -> None:
+        """A client blocked the bot (or never started it): their messages cannot go, and no
+        person can change that; they are cancelled with the reason, not failed."""
+        with self.ctx.db.write() as conn:
+            cancelled = store.cancel_lane(conn, self.school.id, self.lane, exc.message)
+        log.info(
+            "a client's chat refuses the bot; their messages are cancelled",
+            school=self.school.id,
+            lane=self.lane,
+            cancelled=cancelled,
+        )
+
     def _fail_message(self, message: OutMessage, error_class: str, error: str) -> None:
         where = f"channel {message.channel!r}" if message.channel else "a client's chat"
         text = f"Telegram refused message {message.key!r} to {where}: {error}"
@@ -398,7 +438,9 @@ class _Sender:
             )
         log.error("Telegram refused a message", school=self.school.id, key=message.key)
 
-    def _block(self, message: OutMessage, exc: AuthError | NotFoundError | ConfigError) -> None:
+    def _block(
+        self, message: OutMessage, exc: AuthError | NotFoundError | ConfigError | RejectedError
+    ) -> None:
         """One failure for the chat, naming the channel; its messages stay pending.
 
         Inside the replay of that very failure (it holds the chat's lock, its job is running),
@@ -424,6 +466,40 @@ class _Sender:
                 error=text,
             )
         log.error("cannot post to a chat", school=self.school.id, lane=self.lane, error=text)
+
+
+# 400s that are about the chat, not the message: every message there would fail the same way
+_CHAT_LEVEL = ("not enough rights", "topic_closed", "topic closed", "chat_write_forbidden")
+
+
+def _chat_level(exc: RejectedError) -> bool:
+    folded = exc.message.casefold()
+    return any(marker in folded for marker in _CHAT_LEVEL)
+
+
+def chat_ids(conn: Any, school: str, configured: str) -> list[str]:
+    """A configured chat id and the ids it moved to (a group that became a supergroup)."""
+    found = [configured]
+    while len(found) < 5:
+        moved = cursors.get_text(conn, school, _migrated(found[-1]))
+        if moved is None or moved in found:
+            break
+        found.append(moved)
+    return found
+
+
+def chat_ids_before(conn: Any, school: str, chat_id: str) -> list[str]:
+    """A chat id and the ids it had before it moved (whose lanes hold its older messages)."""
+    found = [chat_id]
+    rows = conn.execute(
+        sa.select(cursor_table.c.name, cursor_table.c.value).where(
+            cursor_table.c.school == school, cursor_table.c.name.startswith("telegram:migrated:")
+        )
+    ).all()
+    moved_from = {str(value): str(name).removeprefix("telegram:migrated:") for name, value in rows}
+    while found[-1] in moved_from and moved_from[found[-1]] not in found and len(found) < 5:
+        found.append(moved_from[found[-1]])
+    return found
 
 
 def _lane_failure_key(school: str, lane: str) -> str:
