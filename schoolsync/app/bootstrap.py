@@ -25,23 +25,28 @@ from schoolsync.sync_jobs.scheduler import Periodic
 from schoolsync.sync_jobs.services.crm_push import LANES, PUSH_ACTOR
 from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
-from schoolsync.sync_jobs.services.feedback import (
-    SURVEY_ACTOR,
-    process_feedback_api,
-    process_telegram_update,
-)
+from schoolsync.sync_jobs.services.feedback import SURVEY_ACTOR, process_feedback_api
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
+from schoolsync.sync_jobs.services.manual_payments import process_payment_api
 from schoolsync.sync_jobs.services.order_intake import (
     process_getcourse_callback,
     process_getcourse_callbacks,
 )
 from schoolsync.sync_jobs.services.outbox import SWEEP_ACTOR
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
+from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR
 
-__all__ = ["FEEDBACK_API_SOURCE", "PROCESS_INBOX_EVENT", "Runtime", "build_runtime"]
+__all__ = [
+    "FEEDBACK_API_SOURCE",
+    "PAYMENTS_API_SOURCE",
+    "PROCESS_INBOX_EVENT",
+    "Runtime",
+    "build_runtime",
+]
 
 FEEDBACK_API_SOURCE = "feedback-api"  # inbox source of POST /admin/api/feedback
+PAYMENTS_API_SOURCE = "payments-api"  # inbox source of POST /admin/api/payments
 
 
 @dataclass
@@ -159,6 +164,7 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
             "amocrm": process_amocrm_webhook,
             "telegram": process_telegram_update,
             FEEDBACK_API_SOURCE: process_feedback_api,
+            PAYMENTS_API_SOURCE: process_payment_api,
         },
         batch_processors={"getcourse": process_getcourse_callbacks},
         platforms=build_platforms(

@@ -37,6 +37,10 @@ amocrm_app = typer.Typer(help="Connect and inspect amoCRM accounts.", no_args_is
 app.add_typer(amocrm_app, name="amocrm")
 telegram_app = typer.Typer(help="The Telegram bot: webhook, channels.", no_args_is_help=True)
 app.add_typer(telegram_app, name="telegram")
+payments_app = typer.Typer(
+    help="The payments ledger: import statements, add a payment.", no_args_is_help=True
+)
+app.add_typer(payments_app, name="payments")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -523,6 +527,110 @@ def telegram_test(
         refs = queue_notices(conn, chosen, [notice])
     runtime.queue.send(refs)
     console.print(f"queued a test message to '{channel}' ({notice.key})", markup=False)
+
+
+def _school_of(runtime: Any, school: str | None) -> Any:
+    chosen = runtime.config.school(school) if school else runtime.config.default_school
+    if chosen is None:
+        raise _fail(f"no school '{school}' in the config")
+    return chosen
+
+
+@payments_app.command("import")
+def payments_import(
+    file: Annotated[Path, typer.Argument(help="a bank statement: 1C exchange file or CSV")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="1c, csv, or auto (by the file's first line)")
+    ] = "auto",
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Import a bank statement's incoming payments (importing it again adds nothing)."""
+    from rich.progress import Progress
+
+    from schoolsync.connectors.bankstatements import parse_statement
+    from schoolsync.connectors.bankstatements.csvfile import parse_csv
+    from schoolsync.connectors.bankstatements.onec import parse_1c
+    from schoolsync.core.errors import MalformedInputError
+    from schoolsync.sync_jobs.services.manual_payments import import_statement
+
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    parsers = {"auto": parse_statement, "1c": parse_1c, "csv": parse_csv}
+    if fmt not in parsers:
+        raise _fail(f"--format {fmt!r}: use 1c, csv or auto")
+    parse = parsers[fmt]
+    settings = _settings()
+    runtime = _runtime(settings)
+    chosen = _school_of(runtime, school)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"{file.name}: recording payments", total=None)
+            summary = import_statement(
+                runtime.context,
+                chosen.id,
+                file,
+                parse,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except MalformedInputError as exc:
+        raise _fail(f"{file}: {exc.message}") from None
+    console.print(
+        f"{file.name}: {summary.read} incoming payments read: {summary.new} new, "
+        f"{summary.known} already known; {summary.skipped} outgoing lines skipped; "
+        f"{len(summary.problems)} lines not readable",
+        markup=False,
+    )
+    for problem in summary.problems[:50]:
+        console.print(f"  line {problem.line_number}: {problem.message}", markup=False)
+
+
+@payments_app.command("add")
+def payments_add(
+    amount: Annotated[str, typer.Option(help="amount, e.g. 2500 or 1500.50")],
+    payer: Annotated[str, typer.Option(help="who paid, as on the receipt: Демин Саша")],
+    method: Annotated[str, typer.Option(help="card_transfer or bank_transfer")] = "card_transfer",
+    currency: Annotated[str, typer.Option(help="currency code")] = "RUB",
+    order: Annotated[str | None, typer.Option(help="the order number, if known")] = None,
+    email: Annotated[str | None, typer.Option(help="the payer's email, if known")] = None,
+    phone: Annotated[str | None, typer.Option(help="the payer's phone, if known")] = None,
+    comment: Annotated[str | None, typer.Option(help="anything worth keeping")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="your id for it: the same key twice is one payment")
+    ] = None,
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Record a payment a person received (a card or bank transfer) and match it to its order."""
+    import uuid
+    from decimal import Decimal, InvalidOperation
+
+    from schoolsync.sync_jobs.services.manual_payments import add_manual
+
+    if method not in ("card_transfer", "bank_transfer"):
+        raise _fail("--method must be card_transfer or bank_transfer")
+    try:
+        value = Decimal(amount.replace(" ", "").replace(",", "."))
+    except InvalidOperation:
+        raise _fail(f"--amount {amount!r} is not a number like 2500 or 1500.50") from None
+    if value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise _fail(f"--amount {amount!r}: a positive amount with at most 2 decimals")
+    settings = _settings()
+    runtime = _runtime(settings)
+    chosen = _school_of(runtime, school)
+    payment_id = add_manual(
+        runtime.context,
+        chosen.id,
+        key=f"cli:{key or uuid.uuid4().hex}",
+        amount=value,
+        currency=currency.upper(),
+        payer=payer,
+        method=method,
+        order=order,
+        email=email,
+        phone=phone,
+        comment=comment,
+        entered_by=f"cli:{getpass.getuser()}",
+    )
+    console.print(f"payment {payment_id} recorded; a worker matches it and posts the finance line")
 
 
 @app.command()

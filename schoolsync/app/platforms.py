@@ -38,6 +38,7 @@ from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.feedback import FeedbackRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
+from schoolsync.mappings.payments import PaymentRules
 from schoolsync.sync_jobs.platforms import (
     AmoCrmSetup,
     GetCourseSetup,
@@ -56,6 +57,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "accounts.sheets": SheetsAccount,
     "rules.notifications": NotificationRules,
     "rules.feedback": FeedbackRules,
+    "rules.payments": PaymentRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

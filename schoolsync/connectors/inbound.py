@@ -29,10 +29,17 @@ class AcceptedEvent:
 
 
 class WebhookSource(Protocol):
-    """A platform's inbound webhook endpoint."""
+    """A platform's inbound webhook endpoint.
+
+    Optional, looked up with ``getattr``: ``allow_get = True`` (the platform may call with GET
+    and its data in the query string), and ``success_response(request) -> (body, media_type)``
+    for a platform that expects a particular answer once the event is stored (Robokassa's
+    ``OK{InvId}``); the default answer is JSON.
+    """
 
     name: str
 
     def accept(self, request: RawRequest) -> AcceptedEvent:
-        """Verify and identify; raises VerificationError or MalformedInputError."""
+        """Verify and identify; raises VerificationError (ForbiddenSourceError for a sender
+        address that is not the platform's) or MalformedInputError."""
         ...

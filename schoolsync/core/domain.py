@@ -47,7 +47,12 @@ _RUSSIAN = {
 }
 
 
+_NO_MINOR_UNITS = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
+
+
 class Money(BaseModel):
+    """An amount in a currency; stored as whole minor units (kopecks, cents), never a float."""
+
     model_config = ConfigDict(frozen=True)
 
     amount: Decimal
@@ -55,6 +60,30 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount:f} {self.currency}"
+
+    @property
+    def exponent(self) -> int:
+        return 0 if self.currency in _NO_MINOR_UNITS else 2
+
+    @property
+    def minor(self) -> int:
+        """Whole minor units. Raises ``ValueError`` for a fraction of a kopeck."""
+        scaled = self.amount.scaleb(self.exponent)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{self} has a fraction of the currency's smallest unit")
+        return int(scaled)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str = "RUB") -> Money:
+        exponent = 0 if currency in _NO_MINOR_UNITS else 2
+        return cls(amount=Decimal(minor).scaleb(-exponent), currency=currency)
+
+    def display(self) -> str:
+        """For people: ``2 500 ₽``, ``1 500,50 ₽``, ``30 USD``."""
+        whole = self.amount.quantize(Decimal(1)) == self.amount
+        text = f"{self.amount:,.0f}" if whole else f"{self.amount:,.2f}"
+        text = text.replace(",", "\u00a0").replace(".", ",")
+        return f"{text} ₽" if self.currency == "RUB" else f"{text} {self.currency}"
 
 
 def normalize_phone(raw: str | None, region: str = "RU") -> str | None:

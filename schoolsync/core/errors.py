@@ -110,6 +110,10 @@ class VerificationError(SchoolsyncError):
     """Inbound data failed verification (signature, source address): treat as forged."""
 
 
+class ForbiddenSourceError(VerificationError):
+    """Inbound data came from an address the platform does not send from (answered 403)."""
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether a job that raised ``exc`` should be tried again.
 

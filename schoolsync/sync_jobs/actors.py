@@ -27,6 +27,7 @@ from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, proc
 from schoolsync.sync_jobs.services.outbox import DELIVER_ACTOR, SWEEP_ACTOR, deliver, sweep
 from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_ACTOR
 from schoolsync.sync_jobs.services.outbox import resend as resend_notice
+from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR, settle
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR, poll_updates
 
@@ -83,6 +84,10 @@ def _poll_telegram(ctx: JobContext, *, school: str) -> None:
     poll_updates(ctx, school)
 
 
+def _settle(ctx: JobContext, *, school: str, payment_id: int) -> None:
+    settle(ctx, school, payment_id)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -96,6 +101,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     SURVEY_ACTOR: _poll_survey,
     SURVEY_ROW_ACTOR: _reread_survey_row,
     POLL_ACTOR: _poll_telegram,
+    SETTLE_ACTOR: _settle,
 }
 
 

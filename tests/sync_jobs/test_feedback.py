@@ -43,13 +43,10 @@ from schoolsync.sync_jobs.platforms import (
 )
 from schoolsync.sync_jobs.queue import JobQueue
 from schoolsync.sync_jobs.services import outbox as outbox_service
-from schoolsync.sync_jobs.services.feedback import (
-    poll_survey,
-    process_feedback_api,
-    process_telegram_update,
-)
+from schoolsync.sync_jobs.services.feedback import poll_survey, process_feedback_api
 from schoolsync.sync_jobs.services.lesson_triggers import on_lead_event
 from schoolsync.sync_jobs.services.outbox import deliver
+from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
 from schoolsync.sync_jobs.services.telegram_updates import poll_updates
 from tests.conftest import RedisServer, serving
 

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import uuid
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, status
@@ -53,13 +54,36 @@ class FeedbackIn(BaseModel):
         return self
 
 
+class PaymentIn(BaseModel):
+    """A payment a person received by card or bank transfer (W6)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        min_length=1, max_length=120, description="your id for it: the same id twice is one payment"
+    )
+    school: str | None = None
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$")
+    payer: str = Field(min_length=1, max_length=200, description="as on the receipt")
+    method: Literal["card_transfer", "bank_transfer"] = "card_transfer"
+    order: str | None = Field(default=None, max_length=60, description="the order number")
+    email: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class Stored(BaseModel):
     status: Literal["accepted", "duplicate"]
     id: int | None = Field(description="the inbox row (None for a duplicate)")
 
 
 def admin_router(
-    settings: Settings, config: AppConfig, writer: InboxWriter, feedback_source: str
+    settings: Settings,
+    config: AppConfig,
+    writer: InboxWriter,
+    feedback_source: str,
+    payments_source: str,
 ) -> APIRouter:
     router = APIRouter(prefix="/admin/api", tags=["admin"])
 
@@ -102,6 +126,33 @@ def admin_router(
             dedup_key=f"api:{item.id}" if item.id else f"api:{uuid.uuid4().hex}",
             body=body.encode(),
         )
+        try:
+            stored = await asyncio.wrap_future(writer.submit(record))
+        except Exception as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "storage unavailable, retry later"
+            ) from exc
+        if stored.inbox_id is None:
+            return Stored(status="duplicate", id=None)
+        return Stored(status="accepted", id=stored.inbox_id)
+
+    @router.post(
+        "/payments",
+        status_code=status.HTTP_202_ACCEPTED,
+        dependencies=[Depends(operator)],
+        response_model=Stored,
+    )
+    async def post_payment(item: PaymentIn) -> Stored:
+        """A card or bank transfer a person received: stored, then matched to its order, the
+        order marked paid in GetCourse, the lead moved to won, and the finance line posted."""
+        school = item.school or config.default_school.id
+        if config.school(school) is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown school {school!r}")
+        body = item.model_dump_json(exclude={"school"})
+        return await _store(school, payments_source, f"api:{item.id}", body.encode())
+
+    async def _store(school: str, source: str, key: str, body: bytes) -> Stored:
+        record = InboxRecord(school=school, source=source, dedup_key=key, body=body)
         try:
             stored = await asyncio.wrap_future(writer.submit(record))
         except Exception as exc:

@@ -12,7 +12,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schoolsync import __version__
-from schoolsync.app.bootstrap import FEEDBACK_API_SOURCE, Runtime
+from schoolsync.app.bootstrap import FEEDBACK_API_SOURCE, PAYMENTS_API_SOURCE, Runtime
 from schoolsync.app.web.admin import admin_router
 from schoolsync.app.web.health import health_router
 from schoolsync.app.web.ingest import InboxWriter
@@ -50,12 +50,18 @@ def create_app(runtime: Runtime) -> FastAPI:
         counter=webhook_counter,
     )
     app.router.add_route(
-        "/webhooks/{source}", endpoint.handle, methods=["POST"], include_in_schema=False
+        "/webhooks/{source}", endpoint.handle, methods=["POST", "GET"], include_in_schema=False
     )
     # the hot path skips FastAPI's middleware stack: a plain Starlette router serves webhooks
-    app.state.webhooks = Router([Route("/webhooks/{source}", endpoint.handle, methods=["POST"])])
+    app.state.webhooks = Router(
+        [Route("/webhooks/{source}", endpoint.handle, methods=["POST", "GET"])]
+    )
     app.include_router(health_router(runtime.db, runtime.broker))
-    app.include_router(admin_router(runtime.settings, runtime.config, writer, FEEDBACK_API_SOURCE))
+    app.include_router(
+        admin_router(
+            runtime.settings, runtime.config, writer, FEEDBACK_API_SOURCE, PAYMENTS_API_SOURCE
+        )
+    )
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

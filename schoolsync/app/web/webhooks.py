@@ -16,12 +16,12 @@ from uuid import uuid4
 
 from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.connectors.inbound import AcceptedEvent, RawRequest, WebhookSource
 from schoolsync.core.config import AppConfig
-from schoolsync.core.errors import MalformedInputError, VerificationError
+from schoolsync.core.errors import ForbiddenSourceError, MalformedInputError, VerificationError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores.inbox import REJECTED, InboxRecord
 
@@ -45,11 +45,13 @@ class WebhookEndpoint:
         self.max_body_bytes = max_body_bytes
         self.counter = counter
 
-    async def handle(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> Response:
         name = request.path_params["source"]
         source = self.sources.get(name)
         if source is None:
             return JSONResponse({"error": f"unknown webhook source {name!r}"}, status_code=404)
+        if request.method == "GET" and not getattr(source, "allow_get", False):
+            return JSONResponse({"error": "use POST"}, status_code=405)
         body = await self._read_body(request)
         if body is None:
             self.counter.labels(name, "too_large").inc()
@@ -65,6 +67,8 @@ class WebhookEndpoint:
         try:
             accepted = source.accept(raw)
             school = self._school(accepted, request)
+        except ForbiddenSourceError as exc:
+            return await self._reject(name, raw, "source", str(exc), 403)
         except VerificationError as exc:
             return await self._reject(name, raw, "signature", str(exc), 401)
         except MalformedInputError as exc:
@@ -85,6 +89,10 @@ class WebhookEndpoint:
             return JSONResponse({"error": "storage unavailable, retry later"}, status_code=503)
         outcome = "accepted" if stored.inbox_id is not None else "duplicate"
         self.counter.labels(name, outcome).inc()
+        answer = getattr(source, "success_response", None)
+        if answer is not None:  # the reply the platform expects, once the event is stored
+            content, media_type = answer(raw)
+            return Response(content, media_type=media_type)
         return JSONResponse({"status": outcome, "id": stored.inbox_id})
 
     def _school(self, accepted: AcceptedEvent, request: Request) -> str:

@@ -288,3 +288,57 @@ feedback = sa.Table(
     sa.Column("routed_at", Timestamp),
     sa.UniqueConstraint("school", "key"),
 )
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    # The ledger: every payment, whichever way the money came, once per (source, external id).
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    # yookassa | robokassa | paypal | card_transfer | bank_transfer | getcourse
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("external_id", sa.String(160), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),  # automatic | manual
+    # succeeded | pending | canceled | refunded (only succeeded money counts)
+    sa.Column("status", sa.String(20), nullable=False),
+    # minor units (kopecks, cents): exact, never a float
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("fee_minor", sa.BigInteger()),
+    sa.Column("paid_at", Timestamp),
+    sa.Column("payer_name", sa.String(200)),
+    sa.Column("payer_email", sa.String(200)),
+    sa.Column("payer_phone", sa.String(40)),
+    sa.Column("reference", sa.String(120)),  # an order number the source or a person gave
+    sa.Column("inbox_id", sa.BigInteger()),  # the raw notification it came from
+    # unmatched -> matched | flagged (matched, but the amount differs from the order's cost)
+    sa.Column("match_state", sa.String(12), nullable=False, server_default="unmatched"),
+    sa.Column("order_number", sa.String(60)),
+    sa.Column("match_rule", sa.String(40)),
+    sa.Column("match_note", sa.Text()),
+    sa.Column("data", JSONType, nullable=False),  # method, bank, comment, provider details
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("school", "source", "external_id"),
+    sa.Index("ix_payments_match", "school", "match_state"),
+    sa.Index("ix_payments_order", "school", "order_number"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("payment_id", sa.BigInteger(), sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("external_id", sa.String(160), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    # requested -> confirmed -> sent -> done | failed
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text()),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("school", "source", "external_id"),
+)

@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from schoolsync.connectors.amocrm.models import Contact, NewNote
 from schoolsync.connectors.sheets.a1 import sheet_range
 from schoolsync.connectors.telegram.models import Message
-from schoolsync.connectors.telegram.webhooks import parse_update
 from schoolsync.core.config import School
 from schoolsync.core.db.tables import outbox as outbox_table
 from schoolsync.core.errors import (
@@ -46,12 +45,11 @@ from schoolsync.mappings.feedback import (
     routes_for,
     survey_draft,
 )
-from schoolsync.mappings.notifications import channel_target, render
+from schoolsync.mappings.notifications import render
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup, SheetsSetup
 from schoolsync.sync_jobs.services.outbox import (
     Notice,
-    chat_ids,
     chat_ids_before,
     queue_notices,
 )
@@ -302,26 +300,13 @@ def _draft_of(row: Any) -> Draft:
 # --- Telegram: teachers write in the intake group ----------------------------------------------
 
 
-def process_telegram_update(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
-    """An update from the bot's groups: a teacher's feedback in the intake group, or a reply to
-    one of our questions there. Everything else is noted and left alone."""
-    with ctx.db.read() as conn:
-        row = inbox.get(conn, inbox_id)
-    if row is None:
-        raise ConfigError(f"inbox row {inbox_id} does not exist")
-    school = _school(ctx, str(row["school"]))
-    update = parse_update(bytes(row["body"]))
-    message = update.message
-    if message is not None and message.text and not _from_bot(message):
-        _remember_chat_position(ctx, school.id, message)
-        rules = feedback_rules(school)
-        configured = str(channel_target(school, rules.intake_channel).chat_id)
-        with ctx.db.read() as conn:
-            ours = str(message.chat.id) in chat_ids(conn, school.id, configured)
-        if ours:
-            _teacher_message(ctx, school, message)
-    with ctx.db.write() as conn:
-        inbox.mark_processed(conn, inbox_id)
+def from_intake_group(ctx: JobContext, school: School, message: Message) -> None:
+    """A message in the intake group: a teacher's feedback, or a reply to our question."""
+    _teacher_message(ctx, school, message)
+
+
+def remember_chat_position(ctx: JobContext, school: str, message: Message) -> None:
+    _remember_chat_position(ctx, school, message)
 
 
 def _from_bot(message: Message) -> bool:
