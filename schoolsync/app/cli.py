@@ -375,9 +375,12 @@ def sandbox(
         Path | None,
         typer.Option(help="write the Sheets sandbox's service-account key file here"),
     ] = None,
+    yookassa_webhook: Annotated[
+        str | None, typer.Option(help="where the YooKassa sandbox sends notifications")
+    ] = None,
 ) -> None:
-    """Serve the GetCourse, amoCRM, Telegram and Google Sheets sandboxes (fake platforms for
-    trying schoolsync out)."""
+    """Serve the GetCourse, amoCRM, Telegram, Google Sheets, YooKassa, Robokassa and PayPal
+    sandboxes (fake platforms for trying schoolsync out)."""
     import uvicorn
 
     from schoolsync.app.platforms import SANDBOX_SECRETS
@@ -386,6 +389,7 @@ def sandbox(
     from schoolsync.sandbox.server import create_app
     from schoolsync.sandbox.sheets import SheetsSandboxConfig
     from schoolsync.sandbox.telegram import TelegramSandboxConfig
+    from schoolsync.sandbox.yookassa import YooKassaSandboxConfig
 
     settings = _settings()
     served = f"http://127.0.0.1:{port or settings.sandbox_port}"
@@ -405,6 +409,7 @@ def sandbox(
             key_file_path=str(sheets_key_file) if sheets_key_file else None,
             token_uri=f"{served}/sheets/token",
         ),
+        yookassa=YooKassaSandboxConfig(webhook_url=yookassa_webhook),
     )
     uvicorn.run(
         asgi,

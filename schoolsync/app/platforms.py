@@ -30,6 +30,9 @@ from schoolsync.connectors.sheets.config import SheetsAccount
 from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.connectors.telegram.config import TelegramAccount
 from schoolsync.connectors.telegram.webhooks import TelegramRoute, TelegramWebhook
+from schoolsync.connectors.yookassa.client import YooKassaClient
+from schoolsync.connectors.yookassa.config import YooKassaAccount
+from schoolsync.connectors.yookassa.webhooks import YooKassaNotifications, YooKassaRoute
 from schoolsync.core.config import AppConfig, School
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
@@ -46,6 +49,7 @@ from schoolsync.sync_jobs.platforms import (
     SchoolPlatforms,
     SheetsSetup,
     TelegramSetup,
+    YooKassaSetup,
 )
 
 CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
@@ -55,6 +59,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "mappings.amocrm": AmoCrmMapping,
     "accounts.telegram": TelegramAccount,
     "accounts.sheets": SheetsAccount,
+    "accounts.yookassa": YooKassaAccount,
     "rules.notifications": NotificationRules,
     "rules.feedback": FeedbackRules,
     "rules.payments": PaymentRules,
@@ -68,6 +73,7 @@ SANDBOX_SECRETS = {
     "sandbox_amocrm_webhook": "sandbox-amocrm-webhook-secret",
     "sandbox_telegram_token": "123456:sandbox-bot-token",
     "sandbox_telegram_webhook": "sandbox-telegram-webhook-secret",
+    "sandbox_yookassa_key": "test_sandbox_secret",
 }
 
 # The sandbox bot's groups (sandbox/telegram/config.py), one per department channel.
@@ -129,6 +135,12 @@ def sandbox_blocks(port: int, data_dir: Path) -> dict[str, dict[str, Any]]:
             "base_url": f"{base}/sheets",
             "key_file": str(sandbox_key_file(data_dir)),
             "token_url": f"{base}/sheets/token",
+        },
+        "accounts.yookassa": {
+            "shop_id": "100500",
+            "secret_key_env": "sandbox_yookassa_key",
+            "base_url": f"{base}/yookassa/v3",
+            "trusted_networks": ["127.0.0.1/32"],  # the sandbox sends from this machine
         },
         # the sandbox's Google Form answers sheet, read every minute (the demo of W10)
         "rules.feedback": {
@@ -281,6 +293,25 @@ def build_platforms(
                     ),
                 ),
             )
+        kassa_block = school.block("accounts.yookassa")
+        if kassa_block:
+            kassa = YooKassaAccount.model_validate(kassa_block)
+            found.yookassa = YooKassaSetup(
+                shop_id=kassa.shop_id,
+                client=YooKassaClient(
+                    build_client(kassa.base_url, timeout=kassa.timeout_s),
+                    kassa.endpoint,
+                    kassa.shop_id,
+                    secret(kassa.secret_key_env, f"schools[{school.id}].accounts.yookassa"),
+                    Pacer(
+                        client,
+                        "yookassa",
+                        kassa.shop_id,
+                        rate=kassa.rate_per_s,
+                        namespace=settings.broker.namespace,
+                    ),
+                ),
+            )
         platforms.schools[school.id] = found
     if secret.missing:
         raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
@@ -344,7 +375,13 @@ def webhook_sources(
     timezones: dict[str, str] = {}
     amo_secrets: dict[str, str] = {}
     tg_routes: dict[str, TelegramRoute] = {}
+    kassa_routes: list[YooKassaRoute] = []
     for school in config.schools:
+        kassa_block = school.block("accounts.yookassa")
+        if kassa_block:
+            kassa_routes.append(
+                YooKassaRoute.for_account(school.id, YooKassaAccount.model_validate(kassa_block))
+            )
         gc_block = school.block("accounts.getcourse")
         if gc_block:
             account = GetCourseAccount.model_validate(gc_block)
@@ -371,4 +408,6 @@ def webhook_sources(
         found["amocrm"] = AmoCrmWebhook(amo_secrets)
     if tg_routes:
         found["telegram"] = TelegramWebhook(tg_routes)
+    if kassa_routes:
+        found["yookassa"] = YooKassaNotifications(kassa_routes)
     return found

@@ -126,6 +126,8 @@ def run_all(settings: Settings, config: AppConfig, *, host: str, port: int) -> i
                     f"{webhooks}/telegram",
                     "--sheets-key-file",
                     str(sandbox_key_file(settings.data_dir)),
+                    "--yookassa-webhook",
+                    f"{webhooks}/yookassa",
                 ],
             ),
         )

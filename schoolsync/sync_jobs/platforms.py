@@ -14,6 +14,7 @@ from schoolsync.connectors.getcourse.exports import GetCourseExports
 from schoolsync.connectors.sheets.client import SheetsClient
 from schoolsync.connectors.telegram.client import Pacer as ChatPacer
 from schoolsync.connectors.telegram.client import TelegramClient
+from schoolsync.connectors.yookassa.client import YooKassaClient
 from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.getcourse import GetCourseMapping
 
@@ -52,11 +53,18 @@ class SheetsSetup:
 
 
 @dataclass
+class YooKassaSetup:
+    shop_id: str
+    client: YooKassaClient
+
+
+@dataclass
 class SchoolPlatforms:
     amocrm: AmoCrmSetup | None = None
     getcourse: GetCourseSetup | None = None
     telegram: TelegramSetup | None = None
     sheets: SheetsSetup | None = None
+    yookassa: YooKassaSetup | None = None
 
 
 @dataclass

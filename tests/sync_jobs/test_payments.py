@@ -271,3 +271,91 @@ def test_a_payment_nobody_can_place_waits_for_reconciliation(setup: Setup) -> No
     assert row["match_state"] == "unmatched" and row["order_number"] is None
     assert setup.gc.get("/_sandbox/state").json()["payments"] == 0
     assert setup.finance_lines() == [f"{Decimal(first['cost']):.0f} Демин Саша · перевод на карту"]
+
+
+OURS = "40702810938000012345"
+
+
+def statement(count: int, broken_at: int | None = None) -> bytes:
+    """A 1C exchange statement with ``count`` incoming payments (one of them broken)."""
+    lines = [
+        "1CClientBankExchange",
+        "ВерсияФормата=1.03",
+        "Кодировка=Windows",
+        "ДатаНачала=13.03.2026",
+        "ДатаКонца=13.03.2026",
+        f"РасчСчет={OURS}",
+        "СекцияРасчСчет",
+        f"РасчСчет={OURS}",
+        "КонецРасчСчет",
+    ]
+    for n in range(count):
+        amount = "сумма" if n == broken_at else f"{1000 + n}.00"
+        lines += [
+            "СекцияДокумент=Платежное поручение",
+            f"Номер={n + 1}",
+            "Дата=13.03.2026",
+            f"Сумма={amount}",
+            f"ПлательщикСчет=4070281040000000{n:04d}",
+            f"Плательщик1=ООО Клиент {n}",
+            f"ПлательщикИНН=77{n:08d}",
+            f"ПолучательСчет={OURS}",
+            "ДатаПоступило=13.03.2026",
+            f"НазначениеПлатежа=Оплата обучения по счету {n}",
+            "КонецДокумента",
+        ]
+    lines.append("КонецФайла")
+    return "\r\n".join(lines).encode("cp1251")
+
+
+def test_a_statement_imported_twice_adds_each_payment_once(setup: Setup, tmp_path: Path) -> None:
+    from schoolsync.connectors.bankstatements import parse_statement
+    from schoolsync.sync_jobs.services.manual_payments import import_statement
+
+    path = tmp_path / "kl_to_1c.txt"
+    path.write_bytes(statement(1000, broken_at=500))
+
+    first = import_statement(setup.ctx, SCHOOL.id, path, parse_statement)
+    again = import_statement(setup.ctx, SCHOOL.id, path, parse_statement)
+
+    assert (first.new, first.known, again.new, again.known) == (999, 0, 0, 999)
+    assert len(first.problems) == 1
+    broken = first.problems[0]
+    assert broken.line_number == 9 + 500 * 11 + 4  # the Сумма= line of the 501st document
+    with setup.db.read() as conn:
+        assert len(ledger.listing(conn, SCHOOL.id, limit=5000)) == 999
+
+
+def test_a_managers_line_in_the_finance_group_is_a_payment_or_a_question(setup: Setup) -> None:
+    from schoolsync.connectors.telegram.models import Message
+    from schoolsync.sync_jobs.services.manual_payments import from_finance_group
+
+    order = setup.order()
+
+    def said(text: str, message_id: int) -> Message:
+        return Message.model_validate(
+            {
+                "message_id": message_id,
+                "date": 1_795_400_000,
+                "chat": {"id": FINANCE, "type": "supergroup"},
+                "from": {"id": 5, "first_name": "Анна"},
+                "text": text,
+            }
+        )
+
+    cost = Decimal(order["cost"])
+    from_finance_group(
+        setup.ctx, SCHOOL, said(f"{cost:.0f}₽ Демин Саша сбер заказ {order['number']}", 10)
+    )
+    from_finance_group(setup.ctx, SCHOOL, said("Саша перевела деньги", 11))
+    setup.settle_all()
+
+    with setup.db.read() as conn:
+        rows = ledger.listing(conn, SCHOOL.id)
+    assert [(r["source"], r["order_number"], r["payer_name"]) for r in rows] == [
+        ("card_transfer", order["number"], "Демин Саша")
+    ]
+    assert setup.gc.get(f"/_sandbox/orders/{order['number']}").json()["status"] == "payed"
+    lines = setup.finance_lines()
+    # the manager's own line is not repeated; the unreadable one gets an answer
+    assert len(lines) == 1 and lines[0].startswith("Не поняла строку «Саша перевела деньги»")

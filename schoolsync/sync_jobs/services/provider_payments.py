@@ -1,0 +1,96 @@
+"""W5: payment providers' notifications into the ledger.
+
+A notification is never trusted for the money: YooKassa's is re-fetched through the API (its
+status and amount are what counts); Robokassa's and PayPal's are verified by their signatures
+before they are stored (``connectors/*/webhooks.py``). Each becomes one ledger row
+(``services.payments.record``), settled by its own job.
+"""
+
+from __future__ import annotations
+
+from schoolsync.connectors.yookassa.models import Payment as YooKassaPayment
+from schoolsync.connectors.yookassa.webhooks import parse_notification
+from schoolsync.core.errors import ConfigError
+from schoolsync.core.logging import get_logger
+from schoolsync.core.stores import inbox
+from schoolsync.core.stores import payments as ledger
+from schoolsync.core.stores.payments import NewPayment
+from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.payments import record
+
+log = get_logger(__name__)
+
+_YOOKASSA_STATUS = {
+    "succeeded": ledger.SUCCEEDED,
+    "canceled": ledger.CANCELED,
+    "pending": ledger.PENDING,
+    "waiting_for_capture": ledger.PENDING,
+}
+
+
+def _row(ctx: JobContext, inbox_id: int) -> tuple[str, bytes]:
+    with ctx.db.read() as conn:
+        row = inbox.get(conn, inbox_id)
+    if row is None:
+        raise ConfigError(f"inbox row {inbox_id} does not exist")
+    return str(row["school"]), bytes(row["body"])
+
+
+def _done(ctx: JobContext, inbox_id: int) -> None:
+    with ctx.db.write() as conn:
+        inbox.mark_processed(conn, inbox_id)
+
+
+def process_yookassa_notification(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
+    """A YooKassa notification: the payment as YooKassa tells it now, into the ledger."""
+    school, body = _row(ctx, inbox_id)
+    notification = parse_notification(body)
+    setup = ctx.platforms.of(school).yookassa if ctx.platforms else None
+    if setup is None:
+        raise ConfigError(f"school {school!r} has no YooKassa account (accounts.yookassa)")
+    if notification.kind != "payment":
+        log.info("yookassa notification noted", school=school, notice=notification.event)
+        _done(ctx, inbox_id)
+        return
+    payment = setup.client.get_payment(notification.object.id)
+    recorded = record(ctx, school, yookassa_payment(payment, inbox_id))
+    log.info(
+        "yookassa payment re-fetched",
+        school=school,
+        notice=notification.event,
+        status=payment.status,
+        payment=recorded.id,
+    )
+    _done(ctx, inbox_id)
+
+
+def yookassa_payment(payment: YooKassaPayment, inbox_id: int | None = None) -> NewPayment:
+    amount = payment.amount.money
+    fee = None
+    if payment.income_amount is not None and payment.income_amount.money.amount < amount.amount:
+        fee = amount.model_copy(
+            update={"amount": amount.amount - payment.income_amount.money.amount}
+        )
+    metadata = payment.metadata
+    method = payment.payment_method
+    return NewPayment(
+        source="yookassa",
+        external_id=payment.id,
+        amount=amount,
+        status=_YOOKASSA_STATUS.get(payment.status, ledger.PENDING),
+        fee=fee,
+        paid_at=payment.captured_at or (payment.created_at if payment.paid else None),
+        payer_name=metadata.get("payer_name") or metadata.get("name"),
+        payer_email=(metadata.get("email") or None),
+        payer_phone=(metadata.get("phone") or None),
+        reference=metadata.get("order_id")
+        or metadata.get("order_number")
+        or metadata.get("orderNumber"),
+        inbox_id=inbox_id,
+        data={
+            "method": method.type if method is not None else None,
+            "card_last4": method.card.last4 if method is not None and method.card else None,
+            "description": payment.description,
+            "test": payment.test,
+        },
+    )

@@ -1,0 +1,170 @@
+"""W5 end to end: a GetCourse order, its YooKassa payment by notification, and what follows,
+with `schoolsync run` (real Redis, real processes) and the sandboxes it serves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.e2e.conftest import Service
+
+pytestmark = pytest.mark.e2e
+
+FINANCE = -1001000000002
+YOOKASSA_ADDRESS = "185.71.76.10"  # inside YooKassa's published networks
+
+
+def school_yaml(port: int) -> str:
+    base = f"http://127.0.0.1:{port}"
+    return f"""
+accounts:
+  getcourse:
+    account: sandbox
+    base_url: {base}/getcourse
+    key_env: sandbox_getcourse_key
+    callback_secret_env: sandbox_getcourse_callback
+  amocrm:
+    account: sandbox
+    base_url: {base}/amocrm
+    long_lived_token_env: sandbox_amocrm_token
+  telegram:
+    bot: sandbox
+    base_url: {base}/telegram
+    token_env: sandbox_telegram_token
+    webhook_secret_env: sandbox_telegram_webhook
+  yookassa:
+    shop_id: "100500"
+    secret_key_env: sandbox_yookassa_key
+    base_url: {base}/yookassa/v3
+    trusted_proxies: ["127.0.0.1/32"]     # our HTTPS proxy; YooKassa's networks as published
+channels:
+  finance_income: {FINANCE}
+mappings:
+  amocrm:
+    pipeline_id: 1000
+    stages: {{new: 1002, in_work: 1003, payment_waiting: 1003, part_payed: 1003, payed: 142,
+              cancelled: 143, "false": 143, pending: 1003, not_confirmed: 1002,
+              waiting_for_return: 1003}}
+    fields: {{order_number: 5001, product: 5002, payment_link: 5003}}
+rules:
+  payments:
+    # this school's YooKassa shop is not connected to GetCourse: GetCourse must be told
+    getcourse_unseen: [yookassa, card_transfer, bank_transfer, paypal]
+"""
+
+
+@pytest.fixture
+def w5(
+    service_factory: Callable[..., Service], tmp_path: Path
+) -> Callable[[], tuple[Service, httpx.Client]]:
+    def start() -> tuple[Service, httpx.Client]:
+        port = free_port()
+        (tmp_path / "schoolsync.yaml").write_text(school_yaml(port), encoding="utf-8")
+        service = service_factory(SCHOOLSYNC_SANDBOX="true", SCHOOLSYNC_SANDBOX_PORT=str(port))
+        sandboxes = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+
+        def up() -> bool:
+            try:
+                return sandboxes.get("/").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        service.wait_for(up, timeout=30, what="the sandboxes")
+        return service, sandboxes
+
+    return start
+
+
+def notify(service: Service, payment: dict[str, Any], *, source: str) -> httpx.Response:
+    body = {"type": "notification", "event": "payment.succeeded", "object": payment}
+    return service.http.post(
+        "/webhooks/yookassa", content=json.dumps(body), headers={"X-Forwarded-For": source}
+    )
+
+
+def test_a_yookassa_payment_pays_its_order_once_and_forgeries_are_refused(
+    w5: Callable[[], tuple[Service, httpx.Client]],
+) -> None:
+    service, sb = w5()
+    made = sb.post("/getcourse/_sandbox/orders", json={"count": 1, "email": "mama@example.org"})
+    number = made.json()["orders"][0]["number"]
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM orders WHERE crm_state = 'synced'")),
+        timeout=60,
+        what="the order in the CRM",
+    )
+    cost = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["cost"]
+    payment = sb.post(
+        "/yookassa/_sandbox/payments", json={"amount": cost, "metadata": {"order_id": number}}
+    ).json()
+    pending = dict(payment)
+    sb.post(f"/yookassa/_sandbox/payments/{payment['id']}/succeed", json={"notify": False})
+
+    # from outside YooKassa's networks (and forged as succeeded): refused, kept, not paid
+    assert notify(service, pending, source="8.8.8.8").status_code == 403
+    # the same genuine notification five times
+    for _ in range(5):
+        assert notify(service, pending, source=YOOKASSA_ADDRESS).status_code == 200
+
+    def finance_lines() -> list[str]:
+        found = sb.get(f"/telegram/_sandbox/messages?chat_id={FINANCE}&present=1").json()
+        return [m["text"] for m in found["messages"]]
+
+    service.wait_for(lambda: len(finance_lines()) == 1, timeout=60, what="the finance line")
+    inbox_id = service.query(
+        "SELECT id FROM inbox WHERE source = 'yookassa' AND status != 'rejected'"
+    )[0]["id"]
+    assert service.cli("inbox", "replay", str(inbox_id)).returncode == 0
+    service.wait_for(
+        lambda: bool(
+            service.query(
+                "SELECT id FROM jobs WHERE dedup_key LIKE :k AND status = 'done'",
+                k=f"inbox:{inbox_id}:replay:%",
+            )
+        ),
+        timeout=60,
+        what="the replay",
+    )
+
+    rows = service.query(
+        "SELECT source, status, amount_minor, order_number, match_state FROM payments"
+    )
+    assert [dict(r) for r in rows] == [
+        {
+            "source": "yookassa",
+            "status": "succeeded",
+            "amount_minor": int(Decimal(cost) * 100),
+            "order_number": number,
+            "match_state": "matched",
+        }
+    ]
+    assert finance_lines() == [f"{Decimal(cost):.0f} {finance_lines()[0].split(' ', 1)[1]}"]
+    assert "YooKassa" in finance_lines()[0] and number in finance_lines()[0]
+    assert sb.get("/getcourse/_sandbox/state").json()["payments"] == 1
+    assert sb.get(f"/getcourse/_sandbox/orders/{number}").json()["status"] == "payed"
+    rejected = service.query("SELECT reject_reason FROM inbox WHERE status = 'rejected'")
+    assert len(rejected) == 1 and "source" in rejected[0]["reject_reason"]
+
+
+def test_a_notification_whose_payment_is_not_paid_records_nothing_paid(
+    w5: Callable[[], tuple[Service, httpx.Client]],
+) -> None:
+    service, sb = w5()
+    payment = sb.post("/yookassa/_sandbox/payments", json={"amount": "2500.00"}).json()
+    claimed = {**payment, "status": "succeeded", "paid": True}  # what the notification claims
+
+    assert notify(service, claimed, source=YOOKASSA_ADDRESS).status_code == 200
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM payments")), timeout=60, what="the ledger row"
+    )
+
+    rows = service.query("SELECT status FROM payments")
+    assert [r["status"] for r in rows] == ["pending"]  # YooKassa, asked, says it is not paid
+    assert service.query("SELECT id FROM outbox") == []
