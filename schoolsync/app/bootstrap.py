@@ -33,7 +33,11 @@ from schoolsync.sync_jobs.services.order_intake import (
     process_getcourse_callbacks,
 )
 from schoolsync.sync_jobs.services.outbox import SWEEP_ACTOR
-from schoolsync.sync_jobs.services.provider_payments import process_yookassa_notification
+from schoolsync.sync_jobs.services.provider_payments import (
+    process_paypal_event,
+    process_robokassa_result,
+    process_yookassa_notification,
+)
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
 from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR
@@ -167,6 +171,8 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
             FEEDBACK_API_SOURCE: process_feedback_api,
             PAYMENTS_API_SOURCE: process_payment_api,
             "yookassa": process_yookassa_notification,
+            "robokassa": process_robokassa_result,
+            "paypal": process_paypal_event,
         },
         batch_processors={"getcourse": process_getcourse_callbacks},
         platforms=build_platforms(

@@ -378,6 +378,12 @@ def sandbox(
     yookassa_webhook: Annotated[
         str | None, typer.Option(help="where the YooKassa sandbox sends notifications")
     ] = None,
+    robokassa_result: Annotated[
+        str | None, typer.Option(help="the ResultURL the Robokassa sandbox calls")
+    ] = None,
+    paypal_webhook: Annotated[
+        str | None, typer.Option(help="where the PayPal sandbox sends webhook events")
+    ] = None,
 ) -> None:
     """Serve the GetCourse, amoCRM, Telegram, Google Sheets, YooKassa, Robokassa and PayPal
     sandboxes (fake platforms for trying schoolsync out)."""
@@ -386,6 +392,8 @@ def sandbox(
     from schoolsync.app.platforms import SANDBOX_SECRETS
     from schoolsync.sandbox.amocrm import AmoSandboxConfig
     from schoolsync.sandbox.getcourse import GetCourseSandboxConfig
+    from schoolsync.sandbox.paypal import PayPalSandboxConfig
+    from schoolsync.sandbox.robokassa import RobokassaSandboxConfig
     from schoolsync.sandbox.server import create_app
     from schoolsync.sandbox.sheets import SheetsSandboxConfig
     from schoolsync.sandbox.telegram import TelegramSandboxConfig
@@ -410,6 +418,8 @@ def sandbox(
             token_uri=f"{served}/sheets/token",
         ),
         yookassa=YooKassaSandboxConfig(webhook_url=yookassa_webhook),
+        robokassa=RobokassaSandboxConfig(result_url=robokassa_result),
+        paypal=PayPalSandboxConfig(webhook_url=paypal_webhook),
     )
     uvicorn.run(
         asgi,

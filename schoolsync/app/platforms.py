@@ -24,6 +24,13 @@ from schoolsync.connectors.getcourse.exports import ExportBudget, GetCourseExpor
 from schoolsync.connectors.http import Endpoint, build_client
 from schoolsync.connectors.inbound import WebhookSource
 from schoolsync.connectors.pacing import Pacer
+from schoolsync.connectors.paypal.auth import PayPalTokens
+from schoolsync.connectors.paypal.certs import CertStore
+from schoolsync.connectors.paypal.client import PayPalClient
+from schoolsync.connectors.paypal.config import PayPalAccount
+from schoolsync.connectors.paypal.webhooks import PayPalRoute, PayPalWebhook
+from schoolsync.connectors.robokassa.config import RobokassaAccount
+from schoolsync.connectors.robokassa.webhooks import RobokassaRoute, RobokassaWebhook
 from schoolsync.connectors.sheets.auth import ServiceAccountTokens
 from schoolsync.connectors.sheets.client import SheetsClient
 from schoolsync.connectors.sheets.config import SheetsAccount
@@ -60,6 +67,8 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "accounts.telegram": TelegramAccount,
     "accounts.sheets": SheetsAccount,
     "accounts.yookassa": YooKassaAccount,
+    "accounts.robokassa": RobokassaAccount,
+    "accounts.paypal": PayPalAccount,
     "rules.notifications": NotificationRules,
     "rules.feedback": FeedbackRules,
     "rules.payments": PaymentRules,
@@ -74,6 +83,8 @@ SANDBOX_SECRETS = {
     "sandbox_telegram_token": "123456:sandbox-bot-token",
     "sandbox_telegram_webhook": "sandbox-telegram-webhook-secret",
     "sandbox_yookassa_key": "test_sandbox_secret",
+    "sandbox_robokassa_password1": "sandbox-password-1",
+    "sandbox_robokassa_password2": "sandbox-password-2",
 }
 
 # The sandbox bot's groups (sandbox/telegram/config.py), one per department channel.
@@ -141,6 +152,12 @@ def sandbox_blocks(port: int, data_dir: Path) -> dict[str, dict[str, Any]]:
             "secret_key_env": "sandbox_yookassa_key",
             "base_url": f"{base}/yookassa/v3",
             "trusted_networks": ["127.0.0.1/32"],  # the sandbox sends from this machine
+        },
+        "accounts.robokassa": {
+            "merchant_login": "schoolsync-sandbox",
+            "password1_env": "sandbox_robokassa_password1",
+            "password2_env": "sandbox_robokassa_password2",
+            "base_url": f"{base}/robokassa/Merchant/Index.aspx",
         },
         # the sandbox's Google Form answers sheet, read every minute (the demo of W10)
         "rules.feedback": {
@@ -376,7 +393,47 @@ def webhook_sources(
     amo_secrets: dict[str, str] = {}
     tg_routes: dict[str, TelegramRoute] = {}
     kassa_routes: list[YooKassaRoute] = []
+    robo_routes: list[RobokassaRoute] = []
+    paypal_routes: list[PayPalRoute] = []
     for school in config.schools:
+        robo_block = school.block("accounts.robokassa")
+        if robo_block:
+            robo = RobokassaAccount.model_validate(robo_block)
+            where = f"schools[{school.id}].accounts.robokassa"
+            robo_routes.append(
+                RobokassaRoute(
+                    school=school.id,
+                    merchant_login=robo.merchant_login,
+                    password2=secret(robo.password2_env, f"{where}.password2_env"),
+                    test_password2=secret(robo.test_password2_env, f"{where}.test_password2_env")
+                    or None,
+                    hash=robo.hash,
+                )
+            )
+        paypal_block = school.block("accounts.paypal")
+        if paypal_block:
+            paypal = PayPalAccount.model_validate(paypal_block)
+            where = f"schools[{school.id}].accounts.paypal"
+            http = build_client(paypal.base_url, timeout=20)
+            tokens = PayPalTokens(
+                http,
+                paypal.endpoint,
+                paypal.client_id,
+                secret(paypal.client_secret_env, f"{where}.client_secret_env"),
+            )
+            paypal_routes.append(
+                PayPalRoute(
+                    school=school.id,
+                    webhook_id=paypal.webhook_id,
+                    verify=paypal.verify,
+                    certs=CertStore(
+                        paypal.cert_dir(settings.data_dir), suffixes=tuple(paypal.cert_hosts)
+                    ),
+                    client=PayPalClient(
+                        http, paypal.endpoint, tokens, webhook_id=paypal.webhook_id
+                    ),
+                )
+            )
         kassa_block = school.block("accounts.yookassa")
         if kassa_block:
             kassa_routes.append(
@@ -410,4 +467,8 @@ def webhook_sources(
         found["telegram"] = TelegramWebhook(tg_routes)
     if kassa_routes:
         found["yookassa"] = YooKassaNotifications(kassa_routes)
+    if robo_routes:
+        found["robokassa"] = RobokassaWebhook(robo_routes)
+    if paypal_routes:
+        found["paypal"] = PayPalWebhook(paypal_routes)
     return found

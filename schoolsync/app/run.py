@@ -128,6 +128,10 @@ def run_all(settings: Settings, config: AppConfig, *, host: str, port: int) -> i
                     str(sandbox_key_file(settings.data_dir)),
                     "--yookassa-webhook",
                     f"{webhooks}/yookassa",
+                    "--robokassa-result",
+                    f"{webhooks}/robokassa",
+                    "--paypal-webhook",
+                    f"{webhooks}/paypal",
                 ],
             ),
         )

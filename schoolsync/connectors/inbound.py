@@ -32,9 +32,11 @@ class WebhookSource(Protocol):
     """A platform's inbound webhook endpoint.
 
     Optional, looked up with ``getattr``: ``allow_get = True`` (the platform may call with GET
-    and its data in the query string), and ``success_response(request) -> (body, media_type)``
-    for a platform that expects a particular answer once the event is stored (Robokassa's
-    ``OK{InvId}``); the default answer is JSON.
+    and its data in the query string); ``success_body(request) -> str`` for a platform that
+    expects a particular plain-text answer once the event is stored (Robokassa's ``OK{InvId}``;
+    the default answer is JSON); ``forged_status`` (default 401) for a bad signature;
+    ``prepare(request)``, the network part of verification (fetching a signing certificate),
+    run in a thread before ``accept``.
     """
 
     name: str

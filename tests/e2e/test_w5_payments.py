@@ -44,6 +44,15 @@ accounts:
     secret_key_env: sandbox_yookassa_key
     base_url: {base}/yookassa/v3
     trusted_proxies: ["127.0.0.1/32"]     # our HTTPS proxy; YooKassa's networks as published
+  paypal:
+    client_id: sandbox-paypal-client-id
+    client_secret_env: paypal_secret
+    webhook_id: 1JE4291016473214C
+    base_url: {base}/paypal
+  robokassa:
+    merchant_login: schoolsync-sandbox
+    password1_env: sandbox_robokassa_password1
+    password2_env: sandbox_robokassa_password2
 channels:
   finance_income: {FINANCE}
 mappings:
@@ -67,7 +76,11 @@ def w5(
     def start() -> tuple[Service, httpx.Client]:
         port = free_port()
         (tmp_path / "schoolsync.yaml").write_text(school_yaml(port), encoding="utf-8")
-        service = service_factory(SCHOOLSYNC_SANDBOX="true", SCHOOLSYNC_SANDBOX_PORT=str(port))
+        service = service_factory(
+            SCHOOLSYNC_SANDBOX="true",
+            SCHOOLSYNC_SANDBOX_PORT=str(port),
+            SCHOOLSYNC_SECRETS__PAYPAL_SECRET="sandbox-paypal-client-secret",
+        )
         sandboxes = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
 
         def up() -> bool:
@@ -168,3 +181,77 @@ def test_a_notification_whose_payment_is_not_paid_records_nothing_paid(
     rows = service.query("SELECT status FROM payments")
     assert [r["status"] for r in rows] == ["pending"]  # YooKassa, asked, says it is not paid
     assert service.query("SELECT id FROM outbox") == []
+
+
+def test_a_robokassa_payment_is_answered_ok_only_after_storing_and_forgeries_refused(
+    w5: Callable[[], tuple[Service, httpx.Client]],
+) -> None:
+    service, sb = w5()
+    made = sb.post("/getcourse/_sandbox/orders", json={"count": 1, "email": "papa@example.org"})
+    number = made.json()["orders"][0]["number"]
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM orders WHERE crm_state = 'synced'")),
+        timeout=60,
+        what="the order in the CRM",
+    )
+    cost = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["cost"]
+
+    paid = sb.post(
+        "/robokassa/_sandbox/pay",
+        json={"inv_id": 501, "out_sum": cost, "shp": {"order": number}},
+    ).json()
+    forged = sb.post(
+        "/robokassa/_sandbox/pay",
+        json={"inv_id": 502, "out_sum": cost, "shp": {"order": number}, "bad_signature": True},
+    ).json()
+
+    assert paid["delivered"] is True
+    assert paid["attempts"][-1]["reply"] == "OK501"
+    assert forged["delivered"] is False and forged["attempts"][0]["status"] == 400
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM payments WHERE match_state = 'matched'")),
+        timeout=60,
+        what="the matched payment",
+    )
+    rows = service.query("SELECT source, external_id, order_number FROM payments")
+    assert [tuple(r.values()) for r in rows] == [("robokassa", "501", number)]
+    rejected = service.query("SELECT source FROM inbox WHERE status = 'rejected'")
+    assert {r["source"] for r in rejected} == {"robokassa"}
+
+
+def test_a_paypal_capture_signed_by_paypal_pays_its_order(
+    w5: Callable[[], tuple[Service, httpx.Client]],
+) -> None:
+    from schoolsync.connectors.paypal.certs import CertStore
+    from schoolsync.sandbox.paypal.config import PayPalSandboxConfig
+
+    service, sb = w5()
+    # the operator seeds the certificate cache (the sandbox's cert URL is PayPal-style https)
+    pem = sb.get("/paypal/_sandbox/cert.pem").content
+    CertStore(service.directory / "var" / "paypal-certs").seed(PayPalSandboxConfig().cert_url, pem)
+    made = sb.post("/getcourse/_sandbox/orders", json={"count": 1, "email": "dad@example.org"})
+    number = made.json()["orders"][0]["number"]
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM orders WHERE crm_state = 'synced'")),
+        timeout=60,
+        what="the order in the CRM",
+    )
+    cost = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["cost"]
+
+    sb.post(
+        "/paypal/_sandbox/captures",
+        json={"amount": cost, "currency": "RUB", "invoice_id": number, "custom_id": number},
+    ).raise_for_status()
+
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM payments WHERE match_state = 'matched'")),
+        timeout=60,
+        what="the matched PayPal payment",
+    )
+    # PayPal money never reaches GetCourse by itself: GetCourse is told
+    service.wait_for(
+        lambda: sb.get("/getcourse/_sandbox/state").json()["payments"] == 1,
+        timeout=60,
+        what="the GetCourse payment",
+    )
+    assert sb.get(f"/getcourse/_sandbox/orders/{number}").json()["status"] == "payed"

@@ -21,7 +21,12 @@ from starlette.responses import JSONResponse, Response
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.connectors.inbound import AcceptedEvent, RawRequest, WebhookSource
 from schoolsync.core.config import AppConfig
-from schoolsync.core.errors import ForbiddenSourceError, MalformedInputError, VerificationError
+from schoolsync.core.errors import (
+    ForbiddenSourceError,
+    MalformedInputError,
+    RetryableError,
+    VerificationError,
+)
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores.inbox import REJECTED, InboxRecord
 
@@ -65,12 +70,18 @@ class WebhookEndpoint:
             remote_addr=request.client.host if request.client else None,
         )
         try:
+            prepare = getattr(source, "prepare", None)
+            if prepare is not None:  # network work of a verification (fetching a certificate)
+                await asyncio.to_thread(prepare, raw)
             accepted = source.accept(raw)
             school = self._school(accepted, request)
         except ForbiddenSourceError as exc:
             return await self._reject(name, raw, "source", str(exc), 403)
         except VerificationError as exc:
-            return await self._reject(name, raw, "signature", str(exc), 401)
+            forged = getattr(source, "forged_status", 401)
+            return await self._reject(name, raw, "signature", str(exc), forged)
+        except RetryableError as exc:
+            return JSONResponse({"error": f"cannot verify now: {exc}"}, status_code=503)
         except MalformedInputError as exc:
             return await self._reject(name, raw, "malformed", str(exc), 400)
         record = InboxRecord(
@@ -89,10 +100,9 @@ class WebhookEndpoint:
             return JSONResponse({"error": "storage unavailable, retry later"}, status_code=503)
         outcome = "accepted" if stored.inbox_id is not None else "duplicate"
         self.counter.labels(name, outcome).inc()
-        answer = getattr(source, "success_response", None)
+        answer = getattr(source, "success_body", None)
         if answer is not None:  # the reply the platform expects, once the event is stored
-            content, media_type = answer(raw)
-            return Response(content, media_type=media_type)
+            return Response(answer(raw), media_type="text/plain")
         return JSONResponse({"status": outcome, "id": stored.inbox_id})
 
     def _school(self, accepted: AcceptedEvent, request: Request) -> str:

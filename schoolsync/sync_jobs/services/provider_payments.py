@@ -8,9 +8,18 @@ before they are stored (``connectors/*/webhooks.py``). Each becomes one ledger r
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from schoolsync.connectors.inbound import RawRequest
+from schoolsync.connectors.paypal.models import Capture, Sale
+from schoolsync.connectors.paypal.webhooks import event_resource
+from schoolsync.connectors.paypal.webhooks import parse_event as parse_paypal_event
+from schoolsync.connectors.robokassa.webhooks import read_params
 from schoolsync.connectors.yookassa.models import Payment as YooKassaPayment
 from schoolsync.connectors.yookassa.webhooks import parse_notification
-from schoolsync.core.errors import ConfigError
+from schoolsync.core.clock import utcnow
+from schoolsync.core.domain import Money, normalize_email
+from schoolsync.core.errors import ConfigError, MalformedInputError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox
 from schoolsync.core.stores import payments as ledger
@@ -94,3 +103,81 @@ def yookassa_payment(payment: YooKassaPayment, inbox_id: int | None = None) -> N
             "test": payment.test,
         },
     )
+
+
+def process_robokassa_result(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
+    """A Robokassa ResultURL notification (its signature was checked before it was stored)."""
+    school, body = _row(ctx, inbox_id)
+    with ctx.db.read() as conn:
+        row = inbox.get(conn, inbox_id)
+    assert row is not None
+    params = read_params(RawRequest(body=body, query=str(row["query"] or "")))
+    fields = {k.lower(): v for k, v in params.items()}
+    if fields.get("istest") == "1":
+        log.info("a Robokassa test payment: no money, not in the ledger", school=school)
+        _done(ctx, inbox_id)
+        return
+    try:
+        amount = Decimal(fields["outsum"])
+        inv_id = str(int(fields["invid"]))
+    except (KeyError, ValueError, ArithmeticError):
+        raise MalformedInputError("stored Robokassa notification lacks OutSum or InvId") from None
+    shp = {k[4:]: v for k, v in fields.items() if k.startswith("shp_")}
+    record(
+        ctx,
+        school,
+        NewPayment(
+            source="robokassa",
+            external_id=inv_id,
+            amount=Money(amount=amount),
+            paid_at=utcnow(),
+            payer_email=normalize_email(fields.get("email")),
+            reference=shp.get("order") or inv_id,
+            inbox_id=inbox_id,
+            data={"shp": shp, "method": fields.get("paymentmethod")},
+        ),
+    )
+    _done(ctx, inbox_id)
+
+
+def process_paypal_event(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
+    """A PayPal webhook event (verified before it was stored): a completed capture or sale."""
+    school, body = _row(ctx, inbox_id)
+    event = parse_paypal_event(body)
+    resource = event_resource(event)
+    if isinstance(resource, Capture) and event.event_type == "PAYMENT.CAPTURE.COMPLETED":
+        payer = resource.payer
+        payment = NewPayment(
+            source="paypal",
+            external_id=resource.id,
+            amount=Money(amount=resource.amount.value, currency=resource.amount.currency_code),
+            fee=(
+                Money(amount=resource.fee.value, currency=resource.fee.currency_code)
+                if resource.fee is not None
+                else None
+            ),
+            paid_at=resource.create_time,
+            payer_name=payer.name.full if payer is not None and payer.name is not None else None,
+            payer_email=normalize_email(payer.email_address) if payer is not None else None,
+            reference=resource.invoice_id or resource.custom_id,
+            inbox_id=inbox_id,
+            data={"order_id": resource.order_id, "custom_id": resource.custom_id},
+        )
+        record(ctx, school, payment)
+    elif isinstance(resource, Sale) and event.event_type == "PAYMENT.SALE.COMPLETED":
+        record(
+            ctx,
+            school,
+            NewPayment(
+                source="paypal",
+                external_id=resource.id,
+                amount=Money(amount=resource.amount.total, currency=resource.amount.currency),
+                paid_at=resource.create_time,
+                reference=resource.invoice_number or resource.custom,
+                inbox_id=inbox_id,
+                data={"parent_payment": resource.parent_payment},
+            ),
+        )
+    else:
+        log.info("paypal event noted", school=school, event_type=event.event_type)
+    _done(ctx, inbox_id)
