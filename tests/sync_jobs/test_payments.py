@@ -4,6 +4,7 @@ the lead moves to won, and one line goes to ФИНАНСЫ ПРИХОДЫ, howev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -359,3 +360,61 @@ def test_a_managers_line_in_the_finance_group_is_a_payment_or_a_question(setup: 
     lines = setup.finance_lines()
     # the manager's own line is not repeated; the unreadable one gets an answer
     assert len(lines) == 1 and lines[0].startswith("Не поняла строку «Саша перевела деньги»")
+
+
+UNREADABLE = [
+    "Демин Саша",
+    "привет, как дела?",
+    "2500",
+    "2500 за курс",
+    "2500 3000 Демин Саша",
+    "0 Демин Саша",
+    "-2500 Демин Саша",
+    "2500,555 Демин",
+    "50 000 000 Демин Саша",
+    "Демин 4111 1111 1111 1111",
+]
+
+
+def test_ten_unreadable_lines_each_get_an_answer_and_are_kept(setup: Setup) -> None:
+    from schoolsync.core.stores import inbox
+    from schoolsync.core.stores.inbox import InboxRecord
+    from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
+
+    with setup.db.write() as conn:
+        ids = [
+            inbox.insert(
+                conn,
+                InboxRecord(
+                    school=SCHOOL.id,
+                    source="telegram",
+                    dedup_key=f"telegram:sandbox:{n}",
+                    body=json.dumps(
+                        {
+                            "update_id": n,
+                            "message": {
+                                "message_id": 100 + n,
+                                "date": 1_795_400_000,
+                                "chat": {"id": FINANCE, "type": "supergroup"},
+                                "from": {"id": 5, "first_name": "Анна"},
+                                "text": text,
+                            },
+                        }
+                    ).encode(),
+                ),
+            )
+            for n, text in enumerate(UNREADABLE)
+        ]
+    for inbox_id in ids:
+        assert inbox_id is not None
+        process_telegram_update(setup.ctx, inbox_id, None)
+    setup.settle_all()
+
+    answers = setup.finance_lines()
+    assert len(answers) == 10 and all(a.startswith("Не поняла строку") for a in answers)
+    assert "4111 1111 1111 1111" not in "\n".join(answers)  # a card number is not repeated
+    assert "**** 1111" in answers[-1]
+    with setup.db.read() as conn:
+        assert ledger.listing(conn, SCHOOL.id) == []
+        kept = [inbox.get(conn, i) for i in ids]
+    assert all(row is not None and row["status"] == "processed" for row in kept)

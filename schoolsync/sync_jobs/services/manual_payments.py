@@ -24,6 +24,7 @@ from schoolsync.core.config import School
 from schoolsync.core.domain import Money, normalize_email, normalize_phone
 from schoolsync.core.errors import ConfigError, MalformedInputError
 from schoolsync.core.logging import get_logger
+from schoolsync.core.pii import mask_text
 from schoolsync.core.stores import inbox
 from schoolsync.core.stores.payments import MANUAL, NewPayment
 from schoolsync.mappings.manual_payments import Unreadable, parse_payment_message
@@ -43,7 +44,8 @@ def from_finance_group(ctx: JobContext, school: School, message: Message) -> Non
     if isinstance(parsed, Unreadable):
         rules = payment_rules(school)
         html = (
-            f"Не поняла строку «{escape_html(message.text.strip()[:200])}»: "
+            # quoted masked: a card number or phone typed in the line is not repeated
+            f"Не поняла строку «{escape_html(mask_text(message.text.strip())[:200])}»: "
             f"{escape_html(parsed.reason_ru)}.\nЗапишите так: <code>2500 Демин Саша</code>"
         )
         with ctx.db.write() as conn:
