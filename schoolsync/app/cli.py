@@ -622,12 +622,23 @@ def payments_add(
 
     if method not in ("card_transfer", "bank_transfer"):
         raise _fail("--method must be card_transfer or bank_transfer")
+    from schoolsync.core.domain import Money
+
     try:
         value = Decimal(amount.replace(" ", "").replace(",", "."))
     except InvalidOperation:
         raise _fail(f"--amount {amount!r} is not a number like 2500 or 1500.50") from None
-    if value <= 0 or value != value.quantize(Decimal("0.01")):
-        raise _fail(f"--amount {amount!r}: a positive amount with at most 2 decimals")
+    code = currency.upper()
+    if len(code) != 3 or not code.isalpha():
+        raise _fail(f"--currency {currency!r}: a three-letter code such as RUB")
+    try:
+        if not value.is_finite() or value <= 0:
+            raise ValueError
+        Money(amount=value, currency=code).minor  # noqa: B018 - checks the decimals
+    except ValueError:
+        raise _fail(f"--amount {amount!r}: a positive amount of whole kopecks (cents)") from None
+    if key is not None and len(key) > 100:
+        raise _fail("--key: at most 100 characters")
     settings = _settings()
     runtime = _runtime(settings)
     chosen = _school_of(runtime, school)
@@ -636,7 +647,7 @@ def payments_add(
         chosen.id,
         key=f"cli:{key or uuid.uuid4().hex}",
         amount=value,
-        currency=currency.upper(),
+        currency=code,
         payer=payer,
         method=method,
         order=order,

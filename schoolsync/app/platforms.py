@@ -98,6 +98,9 @@ SANDBOX_CHANNELS = {
 }
 
 
+_PAYMENT_SANDBOXES = frozenset({"accounts.yookassa", "accounts.robokassa"})
+
+
 def sandbox_key_file(data_dir: Path) -> Path:
     """Where the Sheets sandbox writes its service account's key file for the workers."""
     return data_dir / "sandbox" / "sheets-key.json"
@@ -176,7 +179,12 @@ def with_sandbox(config: AppConfig, port: int, data_dir: Path) -> AppConfig:
     schools = []
     for school in config.schools:
         data = school.model_dump()
+        # a school with a real course platform never gets a sandbox payment provider: anyone
+        # could sign its notifications with the sandbox's public passwords
+        real = bool((data.get("accounts") or {}).get("getcourse"))
         for path, value in sandbox_blocks(port, data_dir).items():
+            if real and path in _PAYMENT_SANDBOXES:
+                continue
             section, name = path.split(".")
             if not (data.get(section) or {}).get(name) and not (
                 path == "mappings.amocrm" and school.block("accounts.amocrm")
@@ -465,6 +473,8 @@ def webhook_sources(
         found["amocrm"] = AmoCrmWebhook(amo_secrets)
     if tg_routes:
         found["telegram"] = TelegramWebhook(tg_routes)
+    if secret.missing:  # a source without its secret would refuse (or accept) wrongly
+        raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
     if kassa_routes:
         found["yookassa"] = YooKassaNotifications(kassa_routes)
     if robo_routes:

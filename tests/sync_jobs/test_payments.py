@@ -230,6 +230,26 @@ def test_a_payment_of_another_amount_is_matched_but_flagged(setup: Setup) -> Non
         row = ledger.listing(conn, SCHOOL.id)[0]
     assert row["match_state"] == "flagged" and "не совпадает" in row["match_note"]
     assert setup.finance_lines()[0].endswith("⚠️ сумма не совпадает с заказом")
+    # 100 roubles do not open a course: nothing is written to GetCourse or the CRM
+    assert setup.gc.get("/_sandbox/state").json()["payments"] == 0
+    lead = next(x for x in setup.amo.get("/_sandbox/leads").json() if x["id"] == order["lead_id"])
+    assert lead["status_id"] == 1002
+
+
+def test_a_second_payment_for_a_paid_order_is_flagged_not_paid_twice(setup: Setup) -> None:
+    order = setup.order()
+    record(setup.ctx, SCHOOL.id, transfer("tg:5", order["cost"], reference=order["number"]))
+    setup.settle_all()
+    record(setup.ctx, SCHOOL.id, transfer("tg:6", order["cost"], reference=order["number"]))
+
+    setup.settle_all()
+
+    with setup.db.read() as conn:
+        second = ledger.find(conn, SCHOOL.id, "card_transfer", "tg:6")
+    assert second is not None and second["match_state"] == "flagged"
+    assert "уже есть оплата" in second["match_note"]
+    assert setup.gc.get("/_sandbox/state").json()["payments"] == 1
+    assert len(setup.finance_lines()) == 2 and "⚠️ нужна проверка" in setup.finance_lines()[1]
 
 
 def test_one_open_order_with_the_same_email_and_amount_is_matched(setup: Setup) -> None:

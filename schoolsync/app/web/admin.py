@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.core.config import AppConfig
+from schoolsync.core.domain import Money
 from schoolsync.core.settings import Settings
 from schoolsync.core.stores.inbox import InboxRecord
 
@@ -71,6 +72,14 @@ class PaymentIn(BaseModel):
     email: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=40)
     comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _whole_minor_units(self) -> PaymentIn:
+        try:
+            Money(amount=self.amount, currency=self.currency).minor  # noqa: B018
+        except ValueError:
+            raise ValueError(f"{self.currency} amounts have no fraction of that size") from None
+        return self
 
 
 class Stored(BaseModel):

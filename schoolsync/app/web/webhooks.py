@@ -24,6 +24,7 @@ from schoolsync.core.config import AppConfig
 from schoolsync.core.errors import (
     ForbiddenSourceError,
     MalformedInputError,
+    PermanentError,
     RetryableError,
     VerificationError,
 )
@@ -80,8 +81,11 @@ class WebhookEndpoint:
         except VerificationError as exc:
             forged = getattr(source, "forged_status", 401)
             return await self._reject(name, raw, "signature", str(exc), forged)
-        except RetryableError as exc:
-            return JSONResponse({"error": f"cannot verify now: {exc}"}, status_code=503)
+        except (RetryableError, PermanentError) as exc:
+            # verification needed the platform (a certificate, PayPal's own check) and could
+            # not get an answer, or our credentials for it are wrong: the sender retries later
+            log.error("webhook not verifiable now", source=name, error=str(exc))
+            return JSONResponse({"error": "cannot verify now, retry later"}, status_code=503)
         except MalformedInputError as exc:
             return await self._reject(name, raw, "malformed", str(exc), 400)
         record = InboxRecord(

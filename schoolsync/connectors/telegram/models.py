@@ -36,6 +36,7 @@ class Message(_Wire):
     date: datetime  # unix seconds on the wire; UTC
     chat: Chat
     from_user: User | None = Field(default=None, alias="from")
+    sender_chat: Chat | None = None  # an anonymous group admin writes as the group itself
     text: str | None = None
     message_thread_id: int | None = None  # forum topic
     is_topic_message: bool | None = None

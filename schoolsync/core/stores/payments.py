@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from schoolsync.core.clock import as_utc, utcnow
-from schoolsync.core.db.tables import payments
+from schoolsync.core.db.tables import payments, refunds
 from schoolsync.core.db.upsert import insert_ignore
 from schoolsync.core.domain import Money
 
@@ -62,6 +62,8 @@ class Recorded:
 def record(conn: Connection, school: str, payment: NewPayment) -> Recorded:
     """Store ``payment`` once; a known one only takes a changed status."""
     now = utcnow()
+    if len(payment.external_id) > 160:
+        raise ValueError("a payment's external id is at most 160 characters")
     values = {
         "school": school,
         "source": payment.source,
@@ -72,10 +74,11 @@ def record(conn: Connection, school: str, payment: NewPayment) -> Recorded:
         "currency": payment.amount.currency,
         "fee_minor": payment.fee.minor if payment.fee is not None else None,
         "paid_at": payment.paid_at,
-        "payer_name": payment.payer_name,
-        "payer_email": payment.payer_email,
-        "payer_phone": payment.payer_phone,
-        "reference": payment.reference,
+        # what a source sends can be longer than anyone needs; the columns bound it everywhere
+        "payer_name": _cut(payment.payer_name, 200),
+        "payer_email": _cut(payment.payer_email, 200),
+        "payer_phone": _cut(payment.payer_phone, 40),
+        "reference": _cut(payment.reference, 120),
         "inbox_id": payment.inbox_id,
         "data": payment.data,
         "created_at": now,
@@ -94,6 +97,56 @@ def record(conn: Connection, school: str, payment: NewPayment) -> Recorded:
         .values(status=payment.status, updated_at=now, paid_at=payment.paid_at or row["paid_at"])
     )
     return Recorded(int(row["id"]), False, payment.status == SUCCEEDED)
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return value[:size] if value is not None else None
+
+
+def record_refund(
+    conn: Connection,
+    school: str,
+    *,
+    payment_row: RowMapping,
+    external_id: str,
+    amount: Money,
+    status: str,
+    data: dict[str, Any],
+) -> bool:
+    """A refund of a ledger payment, once; a payment refunded in full becomes ``refunded``.
+    Returns ``False`` when the refund was known already."""
+    now = utcnow()
+    new = insert_ignore(
+        conn,
+        refunds,
+        {
+            "school": school,
+            "payment_id": payment_row["id"],
+            "source": payment_row["source"],
+            "external_id": external_id,
+            "amount_minor": amount.minor,
+            "currency": amount.currency,
+            "status": status,
+            "data": data,
+            "created_at": now,
+            "updated_at": now,
+        },
+        conflict=("school", "source", "external_id"),
+    )
+    if new is None:
+        return False
+    done = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_minor), 0)).where(
+            refunds.c.payment_id == payment_row["id"], refunds.c.status == "done"
+        )
+    ).scalar()
+    if int(done or 0) >= int(payment_row["amount_minor"]):
+        conn.execute(
+            sa.update(payments)
+            .where(payments.c.id == payment_row["id"])
+            .values(status=REFUNDED, updated_at=now)
+        )
+    return True
 
 
 def find(conn: Connection, school: str, source: str, external_id: str) -> RowMapping | None:
@@ -128,6 +181,17 @@ def set_match(
             updated_at=utcnow(),
         )
     )
+
+
+def paid_for_order(
+    conn: Connection, school: str, order_number: str, *, other_than: int
+) -> list[RowMapping]:
+    """Succeeded payments already matched to an order (other than ``other_than``)."""
+    return [
+        row
+        for row in for_order(conn, school, order_number)
+        if row["status"] == SUCCEEDED and int(row["id"]) != other_than
+    ]
 
 
 def for_order(conn: Connection, school: str, order_number: str) -> list[RowMapping]:

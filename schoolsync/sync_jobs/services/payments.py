@@ -20,6 +20,7 @@ gets its finance line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +38,13 @@ from schoolsync.core.clock import utcnow
 from schoolsync.core.config import School
 from schoolsync.core.db.tables import orders as orders_table
 from schoolsync.core.domain import Order, OrderStatus
-from schoolsync.core.errors import ConfigError, NotFoundError, UnmappableError
+from schoolsync.core.errors import (
+    ConfigError,
+    NotFoundError,
+    PermanentError,
+    SchoolsyncError,
+    UnmappableError,
+)
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import effects, jobs, links
 from schoolsync.core.stores import payments as ledger
@@ -119,12 +126,27 @@ def settle(ctx: JobContext, school_id: str, payment_id: int) -> None:
         return
     order = _matched_order(ctx, school, row)
     rules = payment_rules(school)
-    if order is not None:
-        if row["source"] in rules.getcourse_unseen:
-            _tell_getcourse(ctx, school, row, order, rules.getcourse_payment_types)
-        _lead_won(ctx, school, order)
+    with ctx.db.read() as conn:
+        fresh = ledger.get(conn, payment_id)
+    assert fresh is not None
+    # the line first: whatever happens to the effects below, the finance group hears of it
     if (row["data"] or {}).get("origin") != FINANCE_GROUP:
-        _finance_line(ctx, school, row, order, rules.channel)
+        _finance_line(ctx, school, fresh, order, rules.channel)
+    if order is None or fresh["match_state"] != ledger.MATCHED:
+        return  # a flagged payment (another amount, a paid or closed order) waits for a person
+    problems: list[SchoolsyncError] = []
+    effects_to_do: list[Callable[[], None]] = [lambda: _lead_won(ctx, school, order)]
+    if fresh["source"] in rules.getcourse_unseen:
+        effects_to_do.insert(
+            0, lambda: _tell_getcourse(ctx, school, fresh, order, rules.getcourse_payment_types)
+        )
+    for effect in effects_to_do:
+        try:
+            effect()
+        except PermanentError as exc:  # the other effect still happens; this one fails visibly
+            problems.append(exc)
+    if problems:
+        raise problems[0]
 
 
 def _matched_order(ctx: JobContext, school: School, row: Any) -> Order | None:
@@ -142,6 +164,8 @@ def _matched_order(ctx: JobContext, school: School, row: Any) -> Order | None:
     by_reference = _order(ctx, school.id, str(row["reference"])) if row["reference"] else None
     candidates = [] if by_reference else _open_orders(ctx, school.id, rules.match_window_days)
     match: Match | None = direct_match(facts, by_reference, candidates, rules)
+    if match is not None and not match.flagged:
+        match = _second_look(ctx, school.id, int(row["id"]), match, by_reference)
     if match is None:
         log.info(
             "payment not matched by the direct rules; left for reconciliation", payment=row["id"]
@@ -158,6 +182,21 @@ def _matched_order(ctx: JobContext, school: School, row: Any) -> Order | None:
         )
     log.info("payment matched", payment=row["id"], rule=match.rule, flagged=match.flagged)
     return by_reference or next(o for o in candidates if o.number == match.order_number)
+
+
+def _second_look(
+    ctx: JobContext, school: str, payment_id: int, match: Match, order: Order | None
+) -> Match:
+    """A payment naming an order that is closed or already paid is flagged, not acted on."""
+    if order is not None and order.status not in OPEN_STATUSES:
+        note = f"{match.note}; заказ уже в статусе «{order.status.russian}»"
+        return Match(match.order_number, match.rule, note, flagged=True)
+    with ctx.db.read() as conn:
+        others = ledger.paid_for_order(conn, school, match.order_number, other_than=payment_id)
+    if others:
+        note = f"{match.note}; по заказу уже есть оплата (платёж {others[0]['id']})"
+        return Match(match.order_number, match.rule, note, flagged=True)
+    return match
 
 
 def _order(ctx: JobContext, school: str, number: str) -> Order | None:
@@ -254,10 +293,10 @@ def _finance_line(
     ctx: JobContext, school: School, row: Any, order: Order | None, channel: str
 ) -> None:
     payer = row["payer_name"] or (order.customer.full_name if order is not None else None)
-    with ctx.db.read() as conn:
-        fresh = ledger.get(conn, int(row["id"]))
-    flagged = fresh is not None and fresh["match_state"] == ledger.FLAGGED
-    flag = "сумма не совпадает с заказом" if flagged else None
+    flag = None
+    if row["match_state"] == ledger.FLAGGED:
+        note = str(row["match_note"] or "")
+        flag = "сумма не совпадает с заказом" if "не совпадает" in note else "нужна проверка"
     text = finance_line(
         ledger.amount_of(row),
         payer,

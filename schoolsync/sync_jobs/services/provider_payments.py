@@ -12,14 +12,15 @@ from decimal import Decimal
 
 from schoolsync.connectors.inbound import RawRequest
 from schoolsync.connectors.paypal.models import Capture, Sale
+from schoolsync.connectors.paypal.models import Refund as PayPalRefund
 from schoolsync.connectors.paypal.webhooks import event_resource
 from schoolsync.connectors.paypal.webhooks import parse_event as parse_paypal_event
 from schoolsync.connectors.robokassa.webhooks import read_params
 from schoolsync.connectors.yookassa.models import Payment as YooKassaPayment
 from schoolsync.connectors.yookassa.webhooks import parse_notification
 from schoolsync.core.clock import utcnow
-from schoolsync.core.domain import Money, normalize_email
-from schoolsync.core.errors import ConfigError, MalformedInputError
+from schoolsync.core.domain import Money, normalize_email, normalize_phone
+from schoolsync.core.errors import ConfigError, MalformedInputError, NotFoundError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox
 from schoolsync.core.stores import payments as ledger
@@ -57,6 +58,12 @@ def process_yookassa_notification(ctx: JobContext, inbox_id: int, job_id: int | 
     setup = ctx.platforms.of(school).yookassa if ctx.platforms else None
     if setup is None:
         raise ConfigError(f"school {school!r} has no YooKassa account (accounts.yookassa)")
+    if notification.kind == "refund":
+        refund = setup.client.get_refund(notification.object.id)  # as YooKassa has it now
+        if refund.status == "succeeded":
+            _refund(ctx, school, "yookassa", refund.payment_id, refund.id, refund.amount.money)
+        _done(ctx, inbox_id)
+        return
     if notification.kind != "payment":
         log.info("yookassa notification noted", school=school, notice=notification.event)
         _done(ctx, inbox_id)
@@ -90,8 +97,8 @@ def yookassa_payment(payment: YooKassaPayment, inbox_id: int | None = None) -> N
         fee=fee,
         paid_at=payment.captured_at or (payment.created_at if payment.paid else None),
         payer_name=metadata.get("payer_name") or metadata.get("name"),
-        payer_email=(metadata.get("email") or None),
-        payer_phone=(metadata.get("phone") or None),
+        payer_email=normalize_email(metadata.get("email")),
+        payer_phone=normalize_phone(metadata.get("phone")),
         reference=metadata.get("order_id")
         or metadata.get("order_number")
         or metadata.get("orderNumber"),
@@ -112,16 +119,19 @@ def process_robokassa_result(ctx: JobContext, inbox_id: int, job_id: int | None)
         row = inbox.get(conn, inbox_id)
     assert row is not None
     params = read_params(RawRequest(body=body, query=str(row["query"] or "")))
-    fields = {k.lower(): v for k, v in params.items()}
+    fields = {k.lower(): v.strip() for k, v in params.items()}
     if fields.get("istest") == "1":
         log.info("a Robokassa test payment: no money, not in the ledger", school=school)
         _done(ctx, inbox_id)
         return
     try:
-        amount = Decimal(fields["outsum"])
+        raw_amount = Decimal(fields["outsum"])
         inv_id = str(int(fields["invid"]))
+        amount = raw_amount.quantize(Decimal("0.01"))  # "1500.000000" is 1500.00
     except (KeyError, ValueError, ArithmeticError):
         raise MalformedInputError("stored Robokassa notification lacks OutSum or InvId") from None
+    if amount != raw_amount or not amount.is_finite() or amount <= 0:
+        raise MalformedInputError("Robokassa OutSum is not a whole number of kopecks")
     shp = {k[4:]: v for k, v in fields.items() if k.startswith("shp_")}
     record(
         ctx,
@@ -178,6 +188,35 @@ def process_paypal_event(ctx: JobContext, inbox_id: int, job_id: int | None) -> 
                 data={"parent_payment": resource.parent_payment},
             ),
         )
+    elif isinstance(resource, PayPalRefund) and event.event_type == "PAYMENT.CAPTURE.REFUNDED":
+        if resource.capture_id is None:
+            raise MalformedInputError("paypal refund names no capture (no 'up' link)")
+        amount = Money(amount=resource.amount.value, currency=resource.amount.currency_code)
+        _refund(ctx, school, "paypal", resource.capture_id, resource.id, amount)
     else:
         log.info("paypal event noted", school=school, event_type=event.event_type)
     _done(ctx, inbox_id)
+
+
+def _refund(
+    ctx: JobContext, school: str, source: str, payment_ref: str, refund_id: str, amount: Money
+) -> None:
+    """A provider's refund of a ledger payment: recorded once; a payment refunded in full is
+    ``refunded`` (it no longer counts as money received)."""
+    with ctx.db.write() as conn:
+        payment = ledger.find(conn, school, source, payment_ref)
+        if payment is None:
+            raise NotFoundError(
+                f"{source} refunded payment {payment_ref}, which is not in the ledger; "
+                "replay its notification first"
+            )
+        new = ledger.record_refund(
+            conn,
+            school,
+            payment_row=payment,
+            external_id=refund_id,
+            amount=amount,
+            status="done",
+            data={"origin": f"{source} notification"},
+        )
+    log.info("refund recorded", school=school, source=source, payment=payment["id"], new=new)

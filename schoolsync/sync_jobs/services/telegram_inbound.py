@@ -49,6 +49,10 @@ def process_telegram_update(ctx: JobContext, inbox_id: int, job_id: int | None) 
 
 
 def _from_bot(message: Message) -> bool:
+    """Another bot (or ours). An anonymous admin is sent as Telegram's GroupAnonymousBot with
+    the group as ``sender_chat``: that is a person."""
+    if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
+        return False
     return message.from_user is not None and message.from_user.is_bot
 
 
@@ -62,7 +66,10 @@ def _group_of(ctx: JobContext, school: School, message: Message) -> str | None:
         for group, channel in wanted.items():
             if channel not in school.channels:
                 continue
-            configured = str(channel_target(school, channel).chat_id)
-            if chat in chat_ids(conn, school.id, configured):
+            target = channel_target(school, channel)
+            if chat not in chat_ids(conn, school.id, str(target.chat_id)):
+                continue
+            # a forum group shared by several channels: the topic says which
+            if target.topic is None or target.topic == message.message_thread_id:
                 return group
     return None
