@@ -73,7 +73,17 @@ class WebhookEndpoint:
         try:
             prepare = getattr(source, "prepare", None)
             if prepare is not None:  # network work of a verification (fetching a certificate)
-                await asyncio.to_thread(prepare, raw)
+                try:
+                    await asyncio.to_thread(prepare, raw)
+                except (RetryableError, PermanentError) as exc:
+                    if isinstance(exc, MalformedInputError):
+                        raise
+                    # the platform could not answer, or our credentials for it are wrong:
+                    # the sender retries later
+                    log.error("webhook not verifiable now", source=name, error=str(exc))
+                    return JSONResponse(
+                        {"error": "cannot verify now, retry later"}, status_code=503
+                    )
             accepted = source.accept(raw)
             school = self._school(accepted, request)
         except ForbiddenSourceError as exc:
@@ -81,11 +91,6 @@ class WebhookEndpoint:
         except VerificationError as exc:
             forged = getattr(source, "forged_status", 401)
             return await self._reject(name, raw, "signature", str(exc), forged)
-        except (RetryableError, PermanentError) as exc:
-            # verification needed the platform (a certificate, PayPal's own check) and could
-            # not get an answer, or our credentials for it are wrong: the sender retries later
-            log.error("webhook not verifiable now", source=name, error=str(exc))
-            return JSONResponse({"error": "cannot verify now, retry later"}, status_code=503)
         except MalformedInputError as exc:
             return await self._reject(name, raw, "malformed", str(exc), 400)
         record = InboxRecord(
