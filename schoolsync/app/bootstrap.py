@@ -15,6 +15,7 @@ from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
 from schoolsync.mappings.feedback import feedback_rules
+from schoolsync.mappings.sla import sla_rules
 from schoolsync.sync_jobs.actors import register_actors
 from schoolsync.sync_jobs.broker import LedgerBroker, build_broker
 from schoolsync.sync_jobs.context import JobContext
@@ -39,6 +40,7 @@ from schoolsync.sync_jobs.services.provider_payments import (
     process_yookassa_notification,
 )
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
+from schoolsync.sync_jobs.services.sla import SLA_ACTOR
 from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR
 
@@ -116,6 +118,22 @@ class Runtime:
                         name="feedback-survey",
                         actor=SURVEY_ACTOR,
                         every_s=survey.every_s,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+            if (
+                found.getcourse is not None
+                and found.telegram is not None
+                and school is not None
+                and sla_rules(school).enabled
+                and sla_rules(school).channel in school.channels
+            ):
+                schedule.append(
+                    Periodic(
+                        name="sla-sweep",
+                        actor=SLA_ACTOR,
+                        every_s=60,
                         school=school_id,
                         args={"school": school_id},
                     )

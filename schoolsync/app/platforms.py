@@ -49,6 +49,7 @@ from schoolsync.mappings.feedback import FeedbackRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.mappings.payments import PaymentRules
+from schoolsync.mappings.sla import SlaRules
 from schoolsync.sync_jobs.platforms import (
     AmoCrmSetup,
     GetCourseSetup,
@@ -72,6 +73,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.notifications": NotificationRules,
     "rules.feedback": FeedbackRules,
     "rules.payments": PaymentRules,
+    "rules.sla": SlaRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

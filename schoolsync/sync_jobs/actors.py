@@ -29,6 +29,7 @@ from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_A
 from schoolsync.sync_jobs.services.outbox import resend as resend_notice
 from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR, settle
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
+from schoolsync.sync_jobs.services.sla import SLA_ACTOR, sla_sweep
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR, poll_updates
 
 
@@ -88,6 +89,10 @@ def _settle(ctx: JobContext, *, school: str, payment_id: int) -> None:
     settle(ctx, school, payment_id)
 
 
+def _sla_sweep(ctx: JobContext, *, school: str) -> None:
+    sla_sweep(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -102,6 +107,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     SURVEY_ROW_ACTOR: _reread_survey_row,
     POLL_ACTOR: _poll_telegram,
     SETTLE_ACTOR: _settle,
+    SLA_ACTOR: _sla_sweep,
 }
 
 
