@@ -14,6 +14,7 @@ from schoolsync.core.config import AppConfig, load_config
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
+from schoolsync.mappings.duplicates import duplicate_rules
 from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.mappings.sla import sla_rules
 from schoolsync.sync_jobs.actors import register_actors
@@ -25,6 +26,7 @@ from schoolsync.sync_jobs.queue import JobQueue
 from schoolsync.sync_jobs.scheduler import Periodic
 from schoolsync.sync_jobs.services.crm_push import LANES, PUSH_ACTOR
 from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
+from schoolsync.sync_jobs.services.duplicates import DUPLICATES_ACTOR
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
 from schoolsync.sync_jobs.services.feedback import SURVEY_ACTOR, process_feedback_api
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
@@ -138,7 +140,17 @@ class Runtime:
                         args={"school": school_id},
                     )
                 )
-            if found.getcourse is not None:
+            if found.getcourse is not None and school is not None:
+                if duplicate_rules(school).enabled:
+                    schedule.append(
+                        Periodic(
+                            name="duplicates-sweep",
+                            actor=DUPLICATES_ACTOR,
+                            every_s=300,
+                            school=school_id,
+                            args={"school": school_id},
+                        )
+                    )
                 schedule.append(
                     Periodic(
                         name="getcourse-export-sync",

@@ -37,6 +37,8 @@ amocrm_app = typer.Typer(help="Connect and inspect amoCRM accounts.", no_args_is
 app.add_typer(amocrm_app, name="amocrm")
 telegram_app = typer.Typer(help="The Telegram bot: webhook, channels.", no_args_is_help=True)
 app.add_typer(telegram_app, name="telegram")
+orders_app = typer.Typer(help="Orders: undo what the rules did.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
 payments_app = typer.Typer(
     help="The payments ledger: import statements, add a payment.", no_args_is_help=True
 )
@@ -549,6 +551,25 @@ def _school_of(runtime: Any, school: str | None) -> Any:
     if chosen is None:
         raise _fail(f"no school '{school}' in the config")
     return chosen
+
+
+@orders_app.command("undo-duplicate")
+def orders_undo_duplicate(
+    number: Annotated[str, typer.Argument(help="the order marked «Ложный» as a duplicate")],
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Put a duplicate pair back as it was (GetCourse, the CRM, a line in the sales channel)."""
+    from schoolsync.core.errors import SchoolsyncError
+    from schoolsync.sync_jobs.services.duplicates import undo_duplicate
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    chosen = _school_of(runtime, school)
+    try:
+        undo_duplicate(runtime.context, chosen.id, number, who=f"cli:{getpass.getuser()}")
+    except SchoolsyncError as exc:
+        raise _fail(exc.message) from None
+    console.print(f"order {number} and its pair are back as they were", markup=False)
 
 
 @payments_app.command("import")

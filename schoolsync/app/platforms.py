@@ -45,6 +45,7 @@ from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
 from schoolsync.mappings.amocrm import AmoCrmMapping
+from schoolsync.mappings.duplicates import DuplicateRules
 from schoolsync.mappings.feedback import FeedbackRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
@@ -74,6 +75,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.feedback": FeedbackRules,
     "rules.payments": PaymentRules,
     "rules.sla": SlaRules,
+    "rules.duplicates": DuplicateRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

@@ -16,6 +16,7 @@ from schoolsync.sync_jobs.services.crm_push import (
     push_orders,
     resend_order,
 )
+from schoolsync.sync_jobs.services.duplicates import DUPLICATES_ACTOR, duplicates_sweep
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
 from schoolsync.sync_jobs.services.feedback import (
     SURVEY_ACTOR,
@@ -93,6 +94,10 @@ def _sla_sweep(ctx: JobContext, *, school: str) -> None:
     sla_sweep(ctx, school)
 
 
+def _duplicates_sweep(ctx: JobContext, *, school: str) -> None:
+    duplicates_sweep(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -108,6 +113,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     POLL_ACTOR: _poll_telegram,
     SETTLE_ACTOR: _settle,
     SLA_ACTOR: _sla_sweep,
+    DUPLICATES_ACTOR: _duplicates_sweep,
 }
 
 

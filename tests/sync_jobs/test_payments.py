@@ -136,6 +136,7 @@ class Setup:
                         status=OrderStatus.NEW,
                         product=order["offer"]["title"],
                         cost=Money(amount=Decimal(order["cost"])),
+                        created_at=datetime.fromisoformat(order["created_at"]),
                         customer=Customer(
                             email=email,
                             first_name=order["user"]["first_name"],

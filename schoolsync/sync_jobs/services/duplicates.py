@@ -1,0 +1,215 @@
+"""W3: duplicate orders resolved without a manager, and undone by an admin.
+
+A sweep finds the pairs (``mappings/duplicates.py``); for each, once (an effect key per later
+order): GetCourse gets the later order as «Ложный» and the earlier as «В работе» if it was new,
+the order mirror takes both statuses (so the CRM push moves the leads by the stage mapping: the
+later one to lost), the later lead gets a note, and the sales channel a line. What was there
+before is kept with the effect, and ``schoolsync orders undo-duplicate N`` puts it back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from schoolsync.connectors.amocrm.models import NewNote
+from schoolsync.connectors.getcourse.models import DealImport, ImportDeal, ImportSystem, ImportUser
+from schoolsync.core.clock import utcnow
+from schoolsync.core.config import School
+from schoolsync.core.db.tables import effects as effects_table
+from schoolsync.core.db.tables import orders as orders_table
+from schoolsync.core.domain import Order, OrderStatus
+from schoolsync.core.errors import ConfigError, NotFoundError, UnmappableError
+from schoolsync.core.logging import get_logger
+from schoolsync.core.stores import effects, links
+from schoolsync.core.stores import orders as order_store
+from schoolsync.mappings.duplicates import Duplicate, duplicate_rules, find_duplicates
+from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.crm_push import LANES, schedule_push
+from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
+
+log = get_logger(__name__)
+
+DUPLICATES_ACTOR = "duplicates_sweep"
+
+
+def _school(ctx: JobContext, school_id: str) -> School:
+    school = ctx.config.school(school_id)
+    if school is None:
+        raise ConfigError(f"school {school_id!r} is not in the config")
+    return school
+
+
+def duplicates_sweep(ctx: JobContext, school_id: str) -> int:
+    """Resolve every new duplicate pair; returns how many were resolved now."""
+    school = _school(ctx, school_id)
+    rules = duplicate_rules(school)
+    if not rules.enabled:
+        return 0
+    since = utcnow() - timedelta(hours=rules.window_hours * 2)
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            sa.select(orders_table.c.data).where(
+                orders_table.c.school == school_id, orders_table.c.created_at >= since
+            )
+        ).scalars()
+        orders = [Order.model_validate(data) for data in rows]
+    done = 0
+    for pair in find_duplicates(orders, rules):
+        with ctx.db.read() as conn:
+            if effects.exists(conn, _key(school_id, pair.drop.number)):
+                continue  # resolved before (and maybe undone by a person: then it stays so)
+        _resolve(ctx, school, pair, rules.channel)
+        done += 1
+    return done
+
+
+def _key(school: str, number: str) -> str:
+    return f"duplicate:{school}:{number}"
+
+
+def _resolve(ctx: JobContext, school: School, pair: Duplicate, channel: str) -> None:
+    keep, drop = pair.keep, pair.drop
+    keep_to = OrderStatus.IN_WORK if keep.status == OrderStatus.NEW else keep.status
+    _getcourse(ctx, school.id, drop, OrderStatus.FALSE, no_manager=True)
+    if keep_to != keep.status:
+        _getcourse(ctx, school.id, keep, keep_to)
+    note = f"Дубль заказа №{keep.number}: тот же покупатель и продукт. Закрыт без менеджера."
+    _lead_note(ctx, school.id, drop.number, note)
+    html = (
+        f"♻️ Дубль: заказ <b>№{drop.number}</b> помечен «Ложный» (тот же покупатель и продукт, "
+        f"что №{keep.number}; он {'взят в работу' if keep_to != keep.status else 'оставлен'}). "
+        f"Отменить: <code>schoolsync orders undo-duplicate {drop.number}</code>"
+    )
+    changed = [
+        drop.model_copy(update={"status": OrderStatus.FALSE, "manager_email": None}),
+        keep.model_copy(update={"status": keep_to}),
+    ]
+    with ctx.db.write() as conn:
+        effects.record(
+            conn,
+            school=school.id,
+            key=_key(school.id, drop.number),
+            job_id=None,
+            detail={
+                "keep": keep.number,
+                "keep_status": keep.status.value,
+                "drop": drop.number,
+                "drop_status": drop.status.value,
+                "drop_manager": drop.manager_email,
+                "undone": False,
+            },
+        )
+        order_store.upsert_many(conn, school.id, changed, lanes=LANES)
+        refs = schedule_push(conn, school.id, range(LANES))
+        refs += queue_notices(
+            conn,
+            school,
+            [Notice(key=f"duplicate:{drop.number}", kind="duplicate", html=html, channel=channel)],
+        )
+    ctx.queue.send(refs)
+    log.info("duplicate order resolved", school=school.id, keep=keep.number, drop=drop.number)
+
+
+def undo_duplicate(ctx: JobContext, school_id: str, number: str, *, who: str) -> None:
+    """Put both orders of a resolved duplicate back as they were.
+
+    Raises:
+        NotFoundError: the order was never resolved as a duplicate (or is undone already).
+    """
+    school = _school(ctx, school_id)
+    key = _key(school_id, number)
+    with ctx.db.read() as conn:
+        row = conn.execute(sa.select(effects_table).where(effects_table.c.key == key)).first()
+    detail: dict[str, Any] = dict(row.detail) if row is not None else {}
+    if row is None or detail.get("undone"):
+        raise NotFoundError(f"order {number} is not a resolved duplicate (or was undone already)")
+    drop = _order(ctx, school_id, str(detail["drop"]))
+    keep = _order(ctx, school_id, str(detail["keep"]))
+    drop_back = drop.model_copy(
+        update={
+            "status": OrderStatus(detail["drop_status"]),
+            "manager_email": detail.get("drop_manager"),
+        }
+    )
+    keep_back = keep.model_copy(update={"status": OrderStatus(detail["keep_status"])})
+    _getcourse(ctx, school_id, drop_back, drop_back.status)
+    if keep_back.status != keep.status:
+        _getcourse(ctx, school_id, keep_back, keep_back.status)
+    _lead_note(ctx, school_id, drop.number, f"Отмена дубля ({who}): заказ восстановлен.")
+    channel = duplicate_rules(school).channel
+    html = f"↩️ Отмена дубля: заказы №{drop.number} и №{keep.number} восстановлены ({who})."
+    with ctx.db.write() as conn:
+        conn.execute(
+            sa.update(effects_table)
+            .where(effects_table.c.key == key)
+            .values(detail={**detail, "undone": True, "undone_by": who})
+        )
+        order_store.upsert_many(conn, school_id, [drop_back, keep_back], lanes=LANES)
+        refs = schedule_push(conn, school_id, range(LANES))
+        refs += queue_notices(
+            conn,
+            school,
+            [
+                Notice(
+                    key=f"duplicate-undo:{drop.number}:{utcnow().timestamp():.0f}",
+                    kind="duplicate",
+                    html=html,
+                    channel=channel,
+                )
+            ],
+        )
+    ctx.queue.send(refs)
+    log.info("duplicate undone", school=school_id, order=number, who=who)
+
+
+def _order(ctx: JobContext, school: str, number: str) -> Order:
+    with ctx.db.read() as conn:
+        data = (
+            conn.execute(
+                sa.select(orders_table.c.data).where(
+                    orders_table.c.school == school, orders_table.c.number == number
+                )
+            )
+            .scalars()
+            .first()
+        )
+    if data is None:
+        raise NotFoundError(f"order {number} is not in the order mirror")
+    return Order.model_validate(data)
+
+
+def _getcourse(
+    ctx: JobContext, school: str, order: Order, status: OrderStatus, *, no_manager: bool = False
+) -> None:
+    setup = ctx.platforms.of(school).getcourse if ctx.platforms else None
+    if setup is None:
+        raise ConfigError(f"school {school!r} has no GetCourse account to change order status in")
+    if not order.customer.email:
+        raise UnmappableError(f"order {order.number} has no buyer email; GetCourse needs one")
+    setup.client.add_deal(
+        DealImport(
+            user=ImportUser(email=order.customer.email),
+            system=ImportSystem(refresh_if_exists=True),
+            deal=ImportDeal(
+                deal_number=order.number,
+                product_title=order.product,
+                deal_status=status.value,
+                manager_email="" if no_manager else order.manager_email,
+            ),
+        )
+    )
+
+
+def _lead_note(ctx: JobContext, school: str, number: str, text: str) -> None:
+    setup = ctx.platforms.of(school).amocrm if ctx.platforms else None
+    if setup is None:
+        return
+    with ctx.db.read() as conn:
+        lead = links.targets(
+            conn, school, ("getcourse", "order"), [number], ("amocrm", "lead")
+        ).get(number)
+    if lead is not None:
+        setup.client.add_notes([NewNote.common(int(lead), text)], entity="leads")
