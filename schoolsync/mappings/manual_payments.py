@@ -178,6 +178,7 @@ class _Amount:
     marked: bool
     shown: str
     span: tuple[int, int]
+    odd: bool = False  # written in a way no amount is ("0,001")
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,8 @@ def _choose_amount(text: str, *, max_amount: Decimal) -> _Amount | Unreadable:
             return Unreadable(f"Две суммы: {candidates[0]} и {candidates[1]} — какая?")
         listed = ", ".join(candidates[:-1])
         return Unreadable(f"Несколько сумм: {listed} и {candidates[-1]} — какая?")
+    if chosen.odd:
+        return Unreadable(f"Не поняла сумму: {chosen.shown}")
     if chosen.value <= 0:
         return Unreadable("Сумма должна быть больше нуля")
     if chosen.value > max_amount:
@@ -316,10 +319,13 @@ def _choose_amount(text: str, *, max_amount: Decimal) -> _Amount | Unreadable:
 def _amount(match: re.Match[str]) -> _Amount:
     number = match["num"].replace(" ", "")
     parts = re.split(r"[.,]", number)
+    odd = False
     if len(parts) > 1 and len(parts[-1]) <= 2:
         value = Decimal("".join(parts[:-1]) + "." + parts[-1])
     else:
         value = Decimal("".join(parts))
+        # "2.500" groups thousands; "0,001" cannot (no number starts with a zero group)
+        odd = len(parts) > 1 and parts[0].startswith("0")
     if match["mult"]:
         value *= 1000
     if match["sign"] in ("-", "−"):
@@ -332,6 +338,7 @@ def _amount(match: re.Match[str]) -> _Amount:
         marked=bool(match["pre"] or match["post"] or match["mult"]),
         shown=(match["sign"] or "") + match["num"],
         span=match.span(),
+        odd=odd,
     )
 
 
