@@ -16,6 +16,7 @@ from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
 from schoolsync.mappings.duplicates import duplicate_rules
 from schoolsync.mappings.feedback import feedback_rules
+from schoolsync.mappings.followups import followup_rules
 from schoolsync.mappings.sla import sla_rules
 from schoolsync.sync_jobs.actors import register_actors
 from schoolsync.sync_jobs.broker import LedgerBroker, build_broker
@@ -29,6 +30,7 @@ from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
 from schoolsync.sync_jobs.services.duplicates import DUPLICATES_ACTOR
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
 from schoolsync.sync_jobs.services.feedback import SURVEY_ACTOR, process_feedback_api
+from schoolsync.sync_jobs.services.followups import FOLLOWUP_ACTOR
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
 from schoolsync.sync_jobs.services.manual_payments import process_payment_api
 from schoolsync.sync_jobs.services.order_intake import (
@@ -141,6 +143,16 @@ class Runtime:
                     )
                 )
             if found.getcourse is not None and school is not None:
+                if found.amocrm is not None and followup_rules(school).enabled:
+                    schedule.append(
+                        Periodic(
+                            name="followups-sweep",
+                            actor=FOLLOWUP_ACTOR,
+                            every_s=600,
+                            school=school_id,
+                            args={"school": school_id},
+                        )
+                    )
                 if duplicate_rules(school).enabled:
                     schedule.append(
                         Periodic(

@@ -47,6 +47,7 @@ from schoolsync.core.settings import Settings
 from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.duplicates import DuplicateRules
 from schoolsync.mappings.feedback import FeedbackRules
+from schoolsync.mappings.followups import FollowupRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.mappings.payments import PaymentRules
@@ -76,6 +77,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.payments": PaymentRules,
     "rules.sla": SlaRules,
     "rules.duplicates": DuplicateRules,
+    "rules.followups": FollowupRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

@@ -24,6 +24,7 @@ from schoolsync.sync_jobs.services.feedback import (
     poll_survey,
     reread_survey_row,
 )
+from schoolsync.sync_jobs.services.followups import FOLLOWUP_ACTOR, followups_sweep
 from schoolsync.sync_jobs.services.inbox_events import process_inbox_batch, process_inbox_event
 from schoolsync.sync_jobs.services.outbox import DELIVER_ACTOR, SWEEP_ACTOR, deliver, sweep
 from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_ACTOR
@@ -98,6 +99,10 @@ def _duplicates_sweep(ctx: JobContext, *, school: str) -> None:
     duplicates_sweep(ctx, school)
 
 
+def _followups_sweep(ctx: JobContext, *, school: str) -> None:
+    followups_sweep(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -114,6 +119,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     SETTLE_ACTOR: _settle,
     SLA_ACTOR: _sla_sweep,
     DUPLICATES_ACTOR: _duplicates_sweep,
+    FOLLOWUP_ACTOR: _followups_sweep,
 }
 
 

@@ -206,6 +206,8 @@ orders = sa.Table(
     sa.Column("crm_sent_version", sa.Integer()),
     sa.Column("created_at", Timestamp),  # on the platform
     sa.Column("updated_at", Timestamp, nullable=False),
+    # when we learnt of its current status (a payment link follow-up counts from then)
+    sa.Column("status_changed_at", Timestamp),
     # which of the parallel CRM pushes takes it: all orders of one person share a lane, so two
     # pushes never create the same new contact at once
     sa.Column("lane", sa.SmallInteger(), nullable=False, server_default="0"),

@@ -115,6 +115,7 @@ def upsert_many(
                 # stored in UTC: SQLite keeps no offset, so a Moscow time would read back 3 h off
                 "created_at": as_utc(order.created_at) if order.created_at else None,
                 "updated_at": now,
+                "status_changed_at": now,
                 "version": 1,
                 "lane": lane_of(order, lanes),
                 "crm_state": PENDING if push else NONE,
@@ -134,6 +135,8 @@ def upsert_many(
                 version=row["version"] + 1,
                 updated_at=now,
             )
+            if merged["status"] != current["status"]:
+                values["status_changed_at"] = now
             changed.add(key)
         # a sending order goes out again once its push sees the newer version
         if (
@@ -160,6 +163,7 @@ def upsert_many(
                         "external_id",
                         "version",
                         "updated_at",
+                        "status_changed_at",
                         "crm_state",
                         "crm_error",
                     )

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schoolsync.connectors.amocrm.models import Contact, Lead, NewTask
+from schoolsync.connectors.amocrm.models import Contact, Lead
 from schoolsync.connectors.amocrm.webhooks import LeadEvent
 from schoolsync.core.clock import utcnow
 from schoolsync.core.config import School
 from schoolsync.core.domain import normalize_phone
 from schoolsync.core.logging import get_logger
-from schoolsync.core.stores import effects
 from schoolsync.core.stores import feedback as feedback_store
 from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.mappings.notifications import render
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup
+from schoolsync.sync_jobs.services.crm_tasks import task_once
 from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
 
 log = get_logger(__name__)
@@ -106,38 +106,29 @@ def _second_feedback(
     due_days: int,
 ) -> None:
     key = f"amocrm:task:second-feedback:{school.id}:{lead.id}:{lead.status_id}"
-    marker = f"[schoolsync {key.removeprefix('amocrm:task:')}]"
-    with ctx.db.write() as conn:
-        if effects.exists(conn, key):
-            return
-        first_try = effects.record(
-            conn, school=school.id, key=f"{key}:tried", job_id=None, detail={"lead": lead.id}
-        )
+    with ctx.db.read() as conn:
         first = (
             feedback_store.first_for_contact(conn, school.id, str(contact.id))
             if contact is not None
             else None
         )
-    # an earlier try may have made the task without hearing back: look for its marker
-    if first_try or not any(marker in t.text for t in setup.client.tasks("leads", lead.id)):
-        phones = _phones(contact)
-        lines = [
-            f"Вторая обратная связь: позвонить клиенту {_name(contact)}",
-            f"Телефон: {', '.join(phones)}" if phones else "Телефон: не указан",
-            "Первая обратная связь: " + (str(first["text"]) if first is not None else "нет"),
-            marker,
-        ]
-        task = NewTask(
-            text="\n".join(lines),
-            complete_till=utcnow() + timedelta(days=due_days),
-            entity_id=lead.id,
-            entity_type="leads",
-            responsible_user_id=head_teacher,
-        )
-        setup.client.add_tasks([task])
-    with ctx.db.write() as conn:
-        effects.record(conn, school=school.id, key=key, job_id=None, detail={"lead": lead.id})
-    log.info("second feedback: task for the head teacher", school=school.id, lead=lead.id)
+    phones = _phones(contact)
+    lines = [
+        f"Вторая обратная связь: позвонить клиенту {_name(contact)}",
+        f"Телефон: {', '.join(phones)}" if phones else "Телефон: не указан",
+        "Первая обратная связь: " + (str(first["text"]) if first is not None else "нет"),
+    ]
+    if task_once(
+        ctx,
+        school.id,
+        setup,
+        key=key,
+        lead_id=lead.id,
+        text="\n".join(lines),
+        due=utcnow() + timedelta(days=due_days),
+        responsible_user_id=head_teacher,
+    ):
+        log.info("second feedback: task for the head teacher", school=school.id, lead=lead.id)
 
 
 def _phones(contact: Contact | None) -> list[str]:
