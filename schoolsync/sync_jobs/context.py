@@ -8,8 +8,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import RowMapping
 
-from schoolsync.core.config import AppConfig
+from schoolsync.core.config import AppConfig, School
 from schoolsync.core.db import Database
+from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import JobSettings
 from schoolsync.sync_jobs.platforms import Platforms
 from schoolsync.sync_jobs.queue import JobQueue
@@ -32,3 +33,10 @@ class JobContext:
     batch_processors: dict[str, Callable[[JobContext, list[RowMapping]], None]] = field(
         default_factory=dict
     )
+
+    def school(self, school_id: str) -> School:
+        """The school's config. Raises ``ConfigError`` when the config no longer has it."""
+        found = self.config.school(school_id)
+        if found is None:
+            raise ConfigError(f"school {school_id!r} is not in the config")
+        return found

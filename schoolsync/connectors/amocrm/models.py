@@ -181,6 +181,13 @@ class Contact(_Wire):
         """Every value of the system PHONE field, as typed by people (not normalised)."""
         return _values(self.custom_fields_values, code="PHONE")
 
+    @property
+    def display_name(self) -> str | None:
+        """The name as staff see it: ``name``, else last and first name."""
+        if self.name:
+            return self.name
+        return " ".join(p for p in (self.last_name, self.first_name) if p) or None
+
 
 class Status(_Wire):
     id: int

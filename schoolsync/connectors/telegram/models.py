@@ -42,6 +42,14 @@ class Message(_Wire):
     is_topic_message: bool | None = None
     reply_to_message: Message | None = None
 
+    @property
+    def from_bot(self) -> bool:
+        """Written by a bot (ours or another). An anonymous group admin arrives as Telegram's
+        GroupAnonymousBot with the group itself as ``sender_chat``: that is a person."""
+        if self.sender_chat is not None and self.sender_chat.id == self.chat.id:
+            return False
+        return self.from_user is not None and self.from_user.is_bot
+
 
 class Update(_Wire):
     """One incoming update; only the kinds we use are typed, the rest are ignored."""

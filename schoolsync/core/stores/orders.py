@@ -337,6 +337,24 @@ def get(conn: Connection, school: str, platform: str, account: str, number: str)
     )
 
 
+def find_order(conn: Connection, school: str, number: str) -> Order | None:
+    """The mirrored order with this number (any platform account of the school)."""
+    data = (
+        conn.execute(
+            sa.select(orders.c.data).where(orders.c.school == school, orders.c.number == number)
+        )
+        .scalars()
+        .first()
+    )
+    return Order.model_validate(data) if data is not None else None
+
+
+def orders_where(conn: Connection, school: str, *conditions: Any) -> list[Order]:
+    """The school's mirrored orders matching SQL ``conditions`` on the ``orders`` table."""
+    rows = conn.execute(sa.select(orders.c.data).where(orders.c.school == school, *conditions))
+    return [Order.model_validate(data) for data in rows.scalars()]
+
+
 def count_by_state(conn: Connection, school: str, *, lane: int | None = None) -> dict[str, int]:
     stmt = sa.select(orders.c.crm_state, sa.func.count()).where(orders.c.school == school)
     if lane is not None:

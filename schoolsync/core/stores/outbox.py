@@ -205,6 +205,39 @@ def requeue(conn: Connection, school: str, key: str) -> RowMapping | None:
     return get(conn, school, key)
 
 
+def sent_as(
+    conn: Connection, school: str, lanes: Sequence[str], kinds: Sequence[str], message_id: int
+) -> tuple[str, str] | None:
+    """``(kind, key)`` of the recent message of ``kinds`` that became Telegram message
+    ``message_id`` in one of ``lanes``."""
+    rows = conn.execute(
+        sa.select(outbox.c.kind, outbox.c.key, outbox.c.sent_ids)
+        .where(
+            outbox.c.school == school,
+            outbox.c.lane.in_(list(lanes)),
+            outbox.c.kind.in_(list(kinds)),
+        )
+        .order_by(outbox.c.id.desc())
+        .limit(500)
+    ).all()
+    for kind, key, sent_ids in rows:
+        if message_id in [int(i) for i in sent_ids or []]:
+            return str(kind), str(key)
+    return None
+
+
+def inflight_in(conn: Connection, school: str, lanes: Sequence[str]) -> bool:
+    """Whether a part handed over in one of ``lanes`` still waits for its answer."""
+    found = conn.execute(
+        sa.select(outbox.c.id).where(
+            outbox.c.school == school,
+            outbox.c.lane.in_(list(lanes)),
+            outbox.c.inflight_at.is_not(None),
+        )
+    ).first()
+    return found is not None
+
+
 def listing(
     conn: Connection, school: str, *, lane: str | None = None, states: Sequence[str] = ()
 ) -> list[RowMapping]:

@@ -35,27 +35,15 @@ log = get_logger(__name__)
 DUPLICATES_ACTOR = "duplicates_sweep"
 
 
-def _school(ctx: JobContext, school_id: str) -> School:
-    school = ctx.config.school(school_id)
-    if school is None:
-        raise ConfigError(f"school {school_id!r} is not in the config")
-    return school
-
-
 def duplicates_sweep(ctx: JobContext, school_id: str) -> int:
     """Resolve every new duplicate pair; returns how many were resolved now."""
-    school = _school(ctx, school_id)
+    school = ctx.school(school_id)
     rules = duplicate_rules(school)
     if not rules.enabled:
         return 0
     since = utcnow() - timedelta(hours=rules.window_hours * 2)
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            sa.select(orders_table.c.data).where(
-                orders_table.c.school == school_id, orders_table.c.created_at >= since
-            )
-        ).scalars()
-        orders = [Order.model_validate(data) for data in rows]
+        orders = order_store.orders_where(conn, school_id, orders_table.c.created_at >= since)
     done = 0
     for pair in find_duplicates(orders, rules):
         with ctx.db.read() as conn:
@@ -119,7 +107,7 @@ def undo_duplicate(ctx: JobContext, school_id: str, number: str, *, who: str) ->
     Raises:
         NotFoundError: the order was never resolved as a duplicate (or is undone already).
     """
-    school = _school(ctx, school_id)
+    school = ctx.school(school_id)
     key = _key(school_id, number)
     with ctx.db.read() as conn:
         row = conn.execute(sa.select(effects_table).where(effects_table.c.key == key)).first()
@@ -167,18 +155,10 @@ def undo_duplicate(ctx: JobContext, school_id: str, number: str, *, who: str) ->
 
 def _order(ctx: JobContext, school: str, number: str) -> Order:
     with ctx.db.read() as conn:
-        data = (
-            conn.execute(
-                sa.select(orders_table.c.data).where(
-                    orders_table.c.school == school, orders_table.c.number == number
-                )
-            )
-            .scalars()
-            .first()
-        )
-    if data is None:
+        order = order_store.find_order(conn, school, number)
+    if order is None:
         raise NotFoundError(f"order {number} is not in the order mirror")
-    return Order.model_validate(data)
+    return order
 
 
 def _getcourse(

@@ -16,13 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
-from schoolsync.connectors.amocrm.models import Contact, NewNote
+from schoolsync.connectors.amocrm.models import NewNote
 from schoolsync.connectors.sheets.a1 import sheet_range
 from schoolsync.connectors.telegram.models import Message
 from schoolsync.core.config import School
-from schoolsync.core.db.tables import outbox as outbox_table
 from schoolsync.core.errors import (
     ConfigError,
     MalformedInputError,
@@ -30,8 +27,9 @@ from schoolsync.core.errors import (
     SchoolsyncError,
 )
 from schoolsync.core.logging import get_logger
-from schoolsync.core.stores import cursors, effects, inbox, jobs, links
+from schoolsync.core.stores import effects, inbox, jobs, links
 from schoolsync.core.stores import feedback as store
+from schoolsync.core.stores import outbox as outbox_store
 from schoolsync.mappings.feedback import (
     SOURCE_LABELS,
     Draft,
@@ -50,7 +48,7 @@ from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup, SheetsSetup
 from schoolsync.sync_jobs.services.outbox import (
     Notice,
-    chat_ids_before,
+    lanes_of_chat,
     queue_notices,
 )
 
@@ -61,13 +59,6 @@ SURVEY_ROW_ACTOR = "feedback_survey_row"
 WHO_KIND = "feedback_who"
 FIRST_LESSON_KIND = "first_lesson"
 _MARKER = "schoolsync feedback #"
-
-
-def _school(ctx: JobContext, school_id: str) -> School:
-    school = ctx.config.school(school_id)
-    if school is None:
-        raise ConfigError(f"school {school_id!r} is not in the config")
-    return school
 
 
 def _amocrm(ctx: JobContext, school: str) -> AmoCrmSetup | None:
@@ -180,7 +171,7 @@ def _route(ctx: JobContext, school: School, feedback_id: int, contact_id: str | 
         if setup is not None:
             _note_once(ctx, school.id, setup, feedback_id, int(contact_id), draft)
             if not subject:
-                subject = _contact_name(setup.client.get_contact(int(contact_id)))
+                subject = setup.client.get_contact(int(contact_id)).display_name
     notices = _notices(school, rules, feedback_id, draft, subject, linked=contact_id is not None)
     with ctx.db.write() as conn:
         if contact_id is not None:
@@ -273,13 +264,6 @@ def _note_once(
         )
 
 
-def _contact_name(contact: Contact) -> str | None:
-    if contact.name:
-        return contact.name
-    parts = [p for p in (contact.last_name, contact.first_name) if p]
-    return " ".join(parts) or None
-
-
 def _draft_of(row: Any) -> Draft:
     data = row["data"] or {}
     return Draft(
@@ -302,42 +286,11 @@ def _draft_of(row: Any) -> Draft:
 
 def from_intake_group(ctx: JobContext, school: School, message: Message) -> None:
     """A message in the intake group: a teacher's feedback, or a reply to our question."""
-    _teacher_message(ctx, school, message)
-
-
-def remember_chat_position(ctx: JobContext, school: str, message: Message) -> None:
-    _remember_chat_position(ctx, school, message)
-
-
-def _from_bot(message: Message) -> bool:
-    return message.from_user is not None and message.from_user.is_bot
-
-
-def _remember_chat_position(ctx: JobContext, school: str, message: Message) -> None:
-    """Keep the chat's last known message id current, so that a lost answer to our next
-    message there is looked for from close by (only while none of ours is on its way there:
-    a newer id than an unanswered message of ours would hide it)."""
-    name = f"telegram:last-id:{message.chat.id}"
-    with ctx.db.write() as conn:
-        lanes = [f"chat:{c}" for c in chat_ids_before(conn, school, str(message.chat.id))]
-        inflight = conn.execute(
-            sa.select(outbox_table.c.id).where(
-                outbox_table.c.school == school,
-                outbox_table.c.lane.in_(lanes),
-                outbox_table.c.inflight_at.is_not(None),
-            )
-        ).first()
-        known = cursors.get_text(conn, school, name)
-        if inflight is None and (known is None or int(known) < message.message_id):
-            cursors.put_text(conn, school, name, str(message.message_id))
-
-
-def _teacher_message(ctx: JobContext, school: School, message: Message) -> None:
     assert message.text is not None
     author = _author(message)
     origin = {"chat_id": message.chat.id, "message_id": message.message_id}
     replied = message.reply_to_message
-    if replied is not None and _from_bot(replied):
+    if replied is not None and replied.from_bot:
         ours = _our_message(ctx, school.id, message.chat.id, replied.message_id)
         if ours is not None:
             kind, key = ours
@@ -386,21 +339,8 @@ def _our_message(
 ) -> tuple[str, str] | None:
     """``(kind, key)`` of the outbox message that became Telegram message ``message_id``."""
     with ctx.db.read() as conn:
-        lanes = [f"chat:{c}" for c in chat_ids_before(conn, school, str(chat_id))]
-        rows = conn.execute(
-            sa.select(outbox_table.c.kind, outbox_table.c.key, outbox_table.c.sent_ids)
-            .where(
-                outbox_table.c.school == school,
-                outbox_table.c.lane.in_(lanes),
-                outbox_table.c.kind.in_((WHO_KIND, FIRST_LESSON_KIND)),
-            )
-            .order_by(outbox_table.c.id.desc())
-            .limit(500)
-        ).all()
-    for kind, key, sent_ids in rows:
-        if message_id in [int(i) for i in sent_ids or []]:
-            return str(kind), str(key)
-    return None
+        lanes = lanes_of_chat(conn, school, str(chat_id))
+        return outbox_store.sent_as(conn, school, lanes, (WHO_KIND, FIRST_LESSON_KIND), message_id)
 
 
 def _answer_to_who(ctx: JobContext, school: School, feedback_id: int, reply: Message) -> None:
@@ -440,7 +380,7 @@ def process_feedback_api(ctx: JobContext, inbox_id: int, job_id: int | None) -> 
         row = inbox.get(conn, inbox_id)
     if row is None:
         raise ConfigError(f"inbox row {inbox_id} does not exist")
-    school = _school(ctx, str(row["school"]))
+    school = ctx.school(str(row["school"]))
     try:
         data = json.loads(bytes(row["body"]))
         draft = Draft.model_validate({**data.pop("draft"), "key": str(row["dedup_key"])})
@@ -464,7 +404,7 @@ class SurveyPoll:
 
 
 def _survey(ctx: JobContext, school_id: str) -> tuple[School, Survey, SheetsSetup] | None:
-    school = _school(ctx, school_id)
+    school = ctx.school(school_id)
     survey = feedback_rules(school).survey
     sheets = ctx.platforms.of(school_id).sheets if ctx.platforms else None
     if survey is None or sheets is None:

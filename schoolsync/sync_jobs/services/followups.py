@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from schoolsync.core.clock import as_utc, utcnow
 from schoolsync.core.db.tables import orders as orders_table
 from schoolsync.core.domain import Order
-from schoolsync.core.errors import ConfigError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import links
 from schoolsync.core.stores import payments as ledger
@@ -30,9 +29,7 @@ FOLLOWUP_ACTOR = "followups_sweep"
 
 def followups_sweep(ctx: JobContext, school_id: str, *, now: datetime | None = None) -> int:
     """Make the follow-up tasks due now; returns how many were made."""
-    school = ctx.config.school(school_id)
-    if school is None:
-        raise ConfigError(f"school {school_id!r} is not in the config")
+    school = ctx.school(school_id)
     rules = followup_rules(school)
     setup = ctx.platforms.of(school_id).amocrm if ctx.platforms else None
     if not rules.enabled or setup is None:

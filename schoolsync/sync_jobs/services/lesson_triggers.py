@@ -60,9 +60,7 @@ def on_lead_event(ctx: JobContext, school: School, setup: AmoCrmSetup, event: Le
 def _name(contact: Contact | None) -> str:
     if contact is None:
         return "Клиент без контакта"
-    if contact.name:
-        return contact.name
-    return " ".join(p for p in (contact.last_name, contact.first_name) if p) or "Клиент"
+    return contact.display_name or "Клиент"
 
 
 def _first_lesson(

@@ -404,7 +404,7 @@ class _Sender:
             known = cursors.get_text(conn, self.school.id, _last_id(chat_id))
             if known is None or int(known) < telegram_id:
                 cursors.put_text(conn, self.school.id, _last_id(chat_id), str(telegram_id))
-        return _replace(message, sent_ids=ids, inflight_at=None)
+        return replace(message, sent_ids=ids, inflight_at=None)
 
     def _clear(self, message: OutMessage) -> None:
         with self.ctx.db.write() as conn:
@@ -502,6 +502,23 @@ def chat_ids_before(conn: Any, school: str, chat_id: str) -> list[str]:
     return found
 
 
+def lanes_of_chat(conn: Any, school: str, chat_id: str) -> list[str]:
+    """The lanes a chat's messages are in (its own, and those of ids it had before)."""
+    return [f"chat:{c}" for c in chat_ids_before(conn, school, chat_id)]
+
+
+def note_chat_position(conn: Any, school: str, chat_id: int, message_id: int) -> None:
+    """A message seen in a chat: keep the chat's last known message id current, so that a lost
+    answer to our next message there is looked for from close by. Only while none of ours is
+    on its way there: a newer id than an unanswered message of ours would hide it."""
+    name = _last_id(str(chat_id))
+    if store.inflight_in(conn, school, lanes_of_chat(conn, school, str(chat_id))):
+        return
+    known = cursors.get_text(conn, school, name)
+    if known is None or int(known) < message_id:
+        cursors.put_text(conn, school, name, str(message_id))
+
+
 def _lane_failure_key(school: str, lane: str) -> str:
     return f"outbox-lane:{school}:{lane}"
 
@@ -519,13 +536,9 @@ def _last_id(chat_id: str) -> str:
     return f"telegram:last-id:{chat_id}"
 
 
-def _replace(message: OutMessage, **changes: Any) -> OutMessage:
-    return replace(message, **changes)
-
-
 def _with_inflight(message: OutMessage) -> OutMessage:
-    return _replace(message, inflight_at=utcnow())
+    return replace(message, inflight_at=utcnow())
 
 
 def _without_inflight(message: OutMessage) -> OutMessage:
-    return _replace(message, inflight_at=None)
+    return replace(message, inflight_at=None)

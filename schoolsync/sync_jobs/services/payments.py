@@ -24,8 +24,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from schoolsync.connectors.amocrm.models import LeadUpdate
 from schoolsync.connectors.getcourse.models import (
     DealImport,
@@ -39,7 +37,6 @@ from schoolsync.core.config import School
 from schoolsync.core.db.tables import orders as orders_table
 from schoolsync.core.domain import Order, OrderStatus
 from schoolsync.core.errors import (
-    ConfigError,
     NotFoundError,
     PermanentError,
     SchoolsyncError,
@@ -47,6 +44,7 @@ from schoolsync.core.errors import (
 )
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import effects, jobs, links
+from schoolsync.core.stores import orders as order_store
 from schoolsync.core.stores import payments as ledger
 from schoolsync.core.stores.payments import NewPayment, Recorded
 from schoolsync.mappings.payments import (
@@ -114,9 +112,7 @@ def record_many(ctx: JobContext, school: str, items: list[NewPayment]) -> list[R
 
 
 def settle(ctx: JobContext, school_id: str, payment_id: int) -> None:
-    school = ctx.config.school(school_id)
-    if school is None:
-        raise ConfigError(f"school {school_id!r} is not in the config")
+    school = ctx.school(school_id)
     with ctx.db.read() as conn:
         row = ledger.get(conn, payment_id)
     if row is None:
@@ -201,29 +197,18 @@ def _second_look(
 
 def _order(ctx: JobContext, school: str, number: str) -> Order | None:
     with ctx.db.read() as conn:
-        found = (
-            conn.execute(
-                sa.select(orders_table.c.data).where(
-                    orders_table.c.school == school, orders_table.c.number == number
-                )
-            )
-            .scalars()
-            .first()
-        )
-    return Order.model_validate(found) if found is not None else None
+        return order_store.find_order(conn, school, number)
 
 
 def _open_orders(ctx: JobContext, school: str, days: int) -> list[Order]:
     since = utcnow() - timedelta(days=days)
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            sa.select(orders_table.c.data).where(
-                orders_table.c.school == school,
-                orders_table.c.status.in_([s.value for s in OPEN_STATUSES]),
-                orders_table.c.updated_at >= since,
-            )
-        ).scalars()
-        return [Order.model_validate(data) for data in rows]
+        return order_store.orders_where(
+            conn,
+            school,
+            orders_table.c.status.in_([s.value for s in OPEN_STATUSES]),
+            orders_table.c.updated_at >= since,
+        )
 
 
 def _tell_getcourse(

@@ -38,12 +38,13 @@ _YOOKASSA_STATUS = {
 }
 
 
-def _row(ctx: JobContext, inbox_id: int) -> tuple[str, bytes]:
+def _row(ctx: JobContext, inbox_id: int) -> tuple[str, bytes, str]:
+    """``(school, body, query)`` of a stored notification."""
     with ctx.db.read() as conn:
         row = inbox.get(conn, inbox_id)
     if row is None:
         raise ConfigError(f"inbox row {inbox_id} does not exist")
-    return str(row["school"]), bytes(row["body"])
+    return str(row["school"]), bytes(row["body"]), str(row["query"] or "")
 
 
 def _done(ctx: JobContext, inbox_id: int) -> None:
@@ -53,7 +54,7 @@ def _done(ctx: JobContext, inbox_id: int) -> None:
 
 def process_yookassa_notification(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
     """A YooKassa notification: the payment as YooKassa tells it now, into the ledger."""
-    school, body = _row(ctx, inbox_id)
+    school, body, _query = _row(ctx, inbox_id)
     notification = parse_notification(body)
     setup = ctx.platforms.of(school).yookassa if ctx.platforms else None
     if setup is None:
@@ -114,11 +115,8 @@ def yookassa_payment(payment: YooKassaPayment, inbox_id: int | None = None) -> N
 
 def process_robokassa_result(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
     """A Robokassa ResultURL notification (its signature was checked before it was stored)."""
-    school, body = _row(ctx, inbox_id)
-    with ctx.db.read() as conn:
-        row = inbox.get(conn, inbox_id)
-    assert row is not None
-    params = read_params(RawRequest(body=body, query=str(row["query"] or "")))
+    school, body, query = _row(ctx, inbox_id)
+    params = read_params(RawRequest(body=body, query=query))
     fields = {k.lower(): v.strip() for k, v in params.items()}
     if fields.get("istest") == "1":
         log.info("a Robokassa test payment: no money, not in the ledger", school=school)
@@ -152,7 +150,7 @@ def process_robokassa_result(ctx: JobContext, inbox_id: int, job_id: int | None)
 
 def process_paypal_event(ctx: JobContext, inbox_id: int, job_id: int | None) -> None:
     """A PayPal webhook event (verified before it was stored): a completed capture or sale."""
-    school, body = _row(ctx, inbox_id)
+    school, body, _query = _row(ctx, inbox_id)
     event = parse_paypal_event(body)
     resource = event_resource(event)
     if isinstance(resource, Capture) and event.event_type == "PAYMENT.CAPTURE.COMPLETED":

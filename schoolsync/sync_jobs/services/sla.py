@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
 from schoolsync.core.clock import utcnow
 from schoolsync.core.config import School
 from schoolsync.core.db.tables import orders as orders_table
 from schoolsync.core.domain import Order, OrderStatus
-from schoolsync.core.errors import ConfigError
 from schoolsync.core.logging import get_logger
+from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.notifications import render
 from schoolsync.mappings.sla import alerts_due, night_list_due, sla_rules
 from schoolsync.sync_jobs.context import JobContext
@@ -30,9 +28,7 @@ _LOOK_BACK = timedelta(days=2)
 
 def sla_sweep(ctx: JobContext, school_id: str, *, now: datetime | None = None) -> int:
     """Queue the alerts due now; returns how many notices were asked for (new or known)."""
-    school = ctx.config.school(school_id)
-    if school is None:
-        raise ConfigError(f"school {school_id!r} is not in the config")
+    school = ctx.school(school_id)
     rules = sla_rules(school)
     if not rules.enabled:
         return 0
@@ -70,14 +66,12 @@ def sla_sweep(ctx: JobContext, school_id: str, *, now: datetime | None = None) -
 
 def _new_orders(ctx: JobContext, school: str, since: datetime) -> list[Order]:
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            sa.select(orders_table.c.data).where(
-                orders_table.c.school == school,
-                orders_table.c.status == OrderStatus.NEW.value,
-                orders_table.c.created_at >= since,
-            )
-        ).scalars()
-        return [Order.model_validate(data) for data in rows]
+        return order_store.orders_where(
+            conn,
+            school,
+            orders_table.c.status == OrderStatus.NEW.value,
+            orders_table.c.created_at >= since,
+        )
 
 
 def _facts(order: Order) -> dict[str, str | None]:

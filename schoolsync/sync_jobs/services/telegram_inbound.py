@@ -19,9 +19,9 @@ from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.mappings.notifications import channel_target
 from schoolsync.mappings.payments import payment_rules
 from schoolsync.sync_jobs.context import JobContext
-from schoolsync.sync_jobs.services.feedback import from_intake_group, remember_chat_position
+from schoolsync.sync_jobs.services.feedback import from_intake_group
 from schoolsync.sync_jobs.services.manual_payments import from_finance_group
-from schoolsync.sync_jobs.services.outbox import chat_ids
+from schoolsync.sync_jobs.services.outbox import chat_ids, note_chat_position
 
 log = get_logger(__name__)
 
@@ -31,12 +31,11 @@ def process_telegram_update(ctx: JobContext, inbox_id: int, job_id: int | None) 
         row = inbox.get(conn, inbox_id)
     if row is None:
         raise ConfigError(f"inbox row {inbox_id} does not exist")
-    school = ctx.config.school(str(row["school"]))
-    if school is None:
-        raise ConfigError(f"school {row['school']!r} is not in the config")
+    school = ctx.school(str(row["school"]))
     message = parse_update(bytes(row["body"])).message
-    if message is not None and message.text and not _from_bot(message):
-        remember_chat_position(ctx, school.id, message)
+    if message is not None and message.text and not message.from_bot:
+        with ctx.db.write() as conn:
+            note_chat_position(conn, school.id, message.chat.id, message.message_id)
         group = _group_of(ctx, school, message)
         if group == "intake":
             from_intake_group(ctx, school, message)
@@ -46,14 +45,6 @@ def process_telegram_update(ctx: JobContext, inbox_id: int, job_id: int | None) 
             log.info("a message in a group we do not read", school=school.id)
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)
-
-
-def _from_bot(message: Message) -> bool:
-    """Another bot (or ours). An anonymous admin is sent as Telegram's GroupAnonymousBot with
-    the group as ``sender_chat``: that is a person."""
-    if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
-        return False
-    return message.from_user is not None and message.from_user.is_bot
 
 
 def _group_of(ctx: JobContext, school: School, message: Message) -> str | None:
