@@ -142,17 +142,18 @@ class Runtime:
                         args={"school": school_id},
                     )
                 )
-            if found.getcourse is not None and school is not None:
-                if found.amocrm is not None and followup_rules(school).enabled:
-                    schedule.append(
-                        Periodic(
-                            name="followups-sweep",
-                            actor=FOLLOWUP_ACTOR,
-                            every_s=600,
-                            school=school_id,
-                            args={"school": school_id},
-                        )
+            # payment links need the orders, undecided leads only amoCRM
+            if found.amocrm is not None and school is not None and followup_rules(school).runs():
+                schedule.append(
+                    Periodic(
+                        name="followups-sweep",
+                        actor=FOLLOWUP_ACTOR,
+                        every_s=600,
+                        school=school_id,
+                        args={"school": school_id},
                     )
+                )
+            if found.getcourse is not None and school is not None:
                 if duplicate_rules(school).enabled:
                     schedule.append(
                         Periodic(

@@ -143,6 +143,14 @@ class AmoCrmClient:
         params.update(_since(updated_since))
         return self._pages("/api/v4/leads", "leads", Lead, params)
 
+    def leads_in_stage(self, pipeline_id: int, status_id: int) -> Iterator[Lead]:
+        """Every lead now in one stage (``filter[statuses]``), oldest id first, no contacts."""
+        params = {
+            "filter[statuses][0][pipeline_id]": int(pipeline_id),
+            "filter[statuses][0][status_id]": int(status_id),
+        }
+        return self._pages("/api/v4/leads", "leads", Lead, params)
+
     # -- contacts --
 
     def iter_contacts(

@@ -2,7 +2,9 @@
 
 Reminders and escalations go to the sales channel once each (their outbox keys name the order);
 the night's orders go as one list when the night ends (its key names the day), so a sweep run
-twice, or by two schedulers, posts nothing twice.
+twice, or by two schedulers, posts nothing twice. In psychology mode the alerts are «not seen
+within the hour» and «no first contact by the end of the working day» (``sla-seen:<number>``,
+``sla-contact:<number>``), once each too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from schoolsync.core.domain import Order, OrderStatus
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.notifications import render
-from schoolsync.mappings.sla import alerts_due, night_list_due, sla_rules
+from schoolsync.mappings.sla import (
+    PSYCHOLOGY_LOOK_BACK,
+    Alert,
+    alerts_due,
+    night_list_due,
+    sla_rules,
+)
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
 
@@ -33,12 +41,13 @@ def sla_sweep(ctx: JobContext, school_id: str, *, now: datetime | None = None) -
     if not rules.enabled:
         return 0
     now = now or utcnow()
-    waiting = _new_orders(ctx, school_id, now - _LOOK_BACK)
+    look_back = PSYCHOLOGY_LOOK_BACK if rules.mode == "psychology" else _LOOK_BACK
+    waiting = _new_orders(ctx, school_id, now - look_back)
     notices = [
         Notice(
             key=f"sla-{alert.kind}:{alert.order.number}",
             kind=f"sla_{alert.kind}",
-            html=render(f"sla_{alert.kind}", minutes=alert.minutes, **_facts(alert.order)),
+            html=_alert_html(alert, school),
             channel=rules.channel,
         )
         for alert in alerts_due(waiting, now, school.tz, rules)
@@ -72,6 +81,28 @@ def _new_orders(ctx: JobContext, school: str, since: datetime) -> list[Order]:
             orders_table.c.status == OrderStatus.NEW.value,
             orders_table.c.created_at >= since,
         )
+
+
+def _alert_html(alert: Alert, school: School) -> str:
+    deadline = alert.due.astimezone(school.tz).strftime("%d.%m %H:%M") if alert.due else None
+    return render(
+        f"sla_{alert.kind}",
+        minutes=alert.minutes,
+        age=_age(alert.minutes),
+        deadline=deadline,
+        **_facts(alert.order),
+    )
+
+
+def _age(minutes: int) -> str:
+    """«45 мин», «3 ч 10 мин», «2 дн 4 ч»: how long a request has waited, as people say it."""
+    if minutes < 60:
+        return f"{minutes} мин"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} ч {rest} мин" if rest else f"{hours} ч"
+    days, hours = divmod(hours, 24)
+    return f"{days} дн {hours} ч" if hours else f"{days} дн"
 
 
 def _facts(order: Order) -> dict[str, str | None]:
