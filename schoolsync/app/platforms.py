@@ -52,6 +52,7 @@ from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.mappings.payments import PaymentRules
 from schoolsync.mappings.sla import SlaRules
+from schoolsync.mappings.status_sync import StatusSyncRules
 from schoolsync.sync_jobs.platforms import (
     AmoCrmSetup,
     GetCourseSetup,
@@ -78,6 +79,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.sla": SlaRules,
     "rules.duplicates": DuplicateRules,
     "rules.followups": FollowupRules,
+    "rules.status_sync": StatusSyncRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

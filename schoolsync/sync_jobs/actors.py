@@ -32,6 +32,8 @@ from schoolsync.sync_jobs.services.outbox import resend as resend_notice
 from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR, settle
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
 from schoolsync.sync_jobs.services.sla import SLA_ACTOR, sla_sweep
+from schoolsync.sync_jobs.services.status_sync import SETTLE_ACTOR as STATUS_SETTLE_ACTOR
+from schoolsync.sync_jobs.services.status_sync import settle_conflict
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR, poll_updates
 
 
@@ -103,6 +105,12 @@ def _followups_sweep(ctx: JobContext, *, school: str) -> None:
     followups_sweep(ctx, school)
 
 
+def _settle_conflict(
+    ctx: JobContext, *, school: str, number: str, winner: str, status: str
+) -> None:
+    settle_conflict(ctx, school, number, winner, status)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -120,6 +128,7 @@ HANDLERS: dict[str, Callable[..., None]] = {
     SLA_ACTOR: _sla_sweep,
     DUPLICATES_ACTOR: _duplicates_sweep,
     FOLLOWUP_ACTOR: _followups_sweep,
+    STATUS_SETTLE_ACTOR: _settle_conflict,
 }
 
 

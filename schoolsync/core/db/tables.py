@@ -136,6 +136,8 @@ links = sa.Table(
     sa.UniqueConstraint(
         "school", "source_platform", "source_kind", "source_id", "target_platform", "target_kind"
     ),
+    # the other way round: which order is lead 987 (a lead's stage changed, W4)
+    sa.Index("ix_links_target", "school", "target_platform", "target_kind", "target_id"),
 )
 
 cursors = sa.Table(
@@ -208,6 +210,9 @@ orders = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     # when we learnt of its current status (a payment link follow-up counts from then)
     sa.Column("status_changed_at", Timestamp),
+    # who set the current status: "platform" (a change on GetCourse), "crm" (a lead stage we
+    # wrote to GetCourse, W4), NULL (as the order arrived); a conflict needs to know
+    sa.Column("status_origin", sa.String(10)),
     # which of the parallel CRM pushes takes it: all orders of one person share a lane, so two
     # pushes never create the same new contact at once
     sa.Column("lane", sa.SmallInteger(), nullable=False, server_default="0"),

@@ -72,6 +72,29 @@ def targets(
     return {str(s): str(t) for s, t in rows}
 
 
+def sources(
+    conn: Connection,
+    school: str,
+    source: tuple[str, str],
+    target: tuple[str, str],
+    target_id: str,
+) -> list[str]:
+    """The ``source`` ids linked to ``target_id`` (which orders are lead 987), oldest link first."""
+    rows = conn.execute(
+        sa.select(links.c.source_id)
+        .where(
+            links.c.school == school,
+            links.c.target_platform == target[0],
+            links.c.target_kind == target[1],
+            links.c.target_id == target_id,
+            links.c.source_platform == source[0],
+            links.c.source_kind == source[1],
+        )
+        .order_by(links.c.id)
+    ).scalars()
+    return [str(s) for s in rows]
+
+
 def index_contacts(
     conn: Connection,
     school: str,

@@ -61,6 +61,7 @@ def upsert_many(
     push: bool = True,
     lanes: int = 1,
     snapshot_at: datetime | None = None,
+    origin: str = "platform",
 ) -> int:
     """Store ``batch`` (each merged into what we have; later entries win); returns how many
     orders changed.
@@ -68,6 +69,8 @@ def upsert_many(
     With ``push`` an order is queued for the CRM when it changed or was never synced; an
     unchanged, synced order is left alone (a duplicate callback does nothing). ``snapshot_at``:
     the data was read at that time (an export): an order we updated since is newer and kept.
+    ``origin``: who changed a status that changes here (``platform``, or ``crm`` for a lead
+    stage written to the platform by the status sync); the status sync's conflict rule reads it.
     On PostgreSQL the existing rows are locked (in id order) until the caller commits.
     """
     if not batch:
@@ -137,6 +140,7 @@ def upsert_many(
             )
             if merged["status"] != current["status"]:
                 values["status_changed_at"] = now
+                values["status_origin"] = origin
             changed.add(key)
         # a sending order goes out again once its push sees the newer version
         if (
@@ -164,6 +168,7 @@ def upsert_many(
                         "version",
                         "updated_at",
                         "status_changed_at",
+                        "status_origin",
                         "crm_state",
                         "crm_error",
                     )
@@ -347,6 +352,32 @@ def find_order(conn: Connection, school: str, number: str) -> Order | None:
         .first()
     )
     return Order.model_validate(data) if data is not None else None
+
+
+@dataclass(frozen=True)
+class StatusState:
+    """An order with when and by whom its status was last changed (W4's conflict rule)."""
+
+    order: Order
+    changed_at: datetime | None
+    origin: str | None
+
+
+def status_states(conn: Connection, school: str, numbers: Sequence[str]) -> dict[str, StatusState]:
+    """number -> its :class:`StatusState`, for those of ``numbers`` in the mirror."""
+    if not numbers:
+        return {}
+    rows = conn.execute(
+        sa.select(
+            orders.c.number, orders.c.data, orders.c.status_changed_at, orders.c.status_origin
+        ).where(orders.c.school == school, orders.c.number.in_(list(numbers)))
+    ).all()
+    return {
+        str(number): StatusState(
+            Order.model_validate(data), as_utc(changed) if changed else None, origin
+        )
+        for number, data, changed, origin in rows
+    }
 
 
 def orders_where(conn: Connection, school: str, *conditions: Any) -> list[Order]:

@@ -69,6 +69,7 @@ CONTROL: list[tuple[str, str, Handler]] = [
     ("POST", "/_sandbox/faults", control.set_fault),
     ("DELETE", "/_sandbox/faults", control.clear_faults),
     ("POST", "/_sandbox/reset", control.reset),
+    ("POST", "/_sandbox/clock", control.move_clock),
 ]
 
 

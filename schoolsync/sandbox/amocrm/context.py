@@ -46,15 +46,16 @@ class Sandbox:
             else None
         )
         self._count_lock = threading.Lock()
+        self.clock_offset_s = 0
         self.reset_counters()
 
     @property
     def user_id(self) -> int:
         return self.catalog.api_user.id
 
-    @staticmethod
-    def now() -> int:
-        return int(time.time())
+    def now(self) -> int:
+        """The account's clock (unix seconds): the real one, moved on by ``/_sandbox/clock``."""
+        return int(time.time()) + self.clock_offset_s
 
     def reset_counters(self) -> None:
         with self._count_lock:

@@ -95,6 +95,18 @@ async def move_lead(sb: Sandbox, request: Request) -> Response:
         return plain_json(render.lead(lead, base, with_contacts=True))
 
 
+async def move_clock(sb: Sandbox, request: Request) -> Response:
+    """``{"advance_s": N}``: the account's clock moves on (``updated_at`` of later changes);
+    tests use it to keep changes in distinct seconds, as amoCRM's times are whole seconds."""
+    body = await _body(request)
+    advance = body.get("advance_s") if isinstance(body, dict) else None
+    if not is_int(advance) or advance < 0:
+        return problem(400, "advance_s must be a non-negative integer")
+    with sb.store.lock:
+        sb.clock_offset_s += advance
+        return plain_json({"now": sb.now()})
+
+
 async def seed_leads(sb: Sandbox, request: Request) -> Response:
     """``{"leads": [<complex items>], "webhooks": false}``: no 50 cap, no rate limit."""
     body = await _body(request)

@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import LockError
 
-from schoolsync.connectors.amocrm.models import ComplexResult, Contact, Lead
+from schoolsync.connectors.amocrm.models import ComplexResult, Contact, Created, Lead, LeadUpdate
 from schoolsync.core.clock import utcnow
 from schoolsync.core.domain import normalize_email, normalize_phone
 from schoolsync.core.errors import (
@@ -40,8 +40,10 @@ from schoolsync.core.stores import cursors, jobs, links
 from schoolsync.core.stores import orders as order_store
 from schoolsync.core.stores.orders import StoredOrder
 from schoolsync.mappings.amocrm import LeadDraft, lead_for
+from schoolsync.mappings.status_sync import status_sync_rules
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.platforms import AmoCrmSetup
+from schoolsync.sync_jobs.services.echoes import remember_lead_stages
 
 log = get_logger(__name__)
 
@@ -338,10 +340,10 @@ def _send(
     attempted = False
     try:
         if updates:
+            changes = [batch.drafts[o.id].update(batch.lead_ids[o.id]) for o in updates]
             attempted = True
-            setup.client.update_leads(
-                [batch.drafts[o.id].update(batch.lead_ids[o.id]) for o in updates]
-            )
+            answers = setup.client.update_leads(changes)
+            _remember_stages(ctx, school, changes, answers)
             done_links += [(o, batch.lead_ids[o.id], batch.contact_ids.get(o.id)) for o in updates]
         if creates:
             attempted = True
@@ -402,6 +404,23 @@ def _send(
         raise
     _record(ctx, school, setup, batch, done_links)
     return len(done_links)
+
+
+def _remember_stages(
+    ctx: JobContext, school: str, changes: list[LeadUpdate], answers: list[Created]
+) -> None:
+    """The stages just written, with the lead's ``updated_at`` amoCRM answered, so that the
+    webhook each one sets off is known for ours (W4)."""
+    config = ctx.config.school(school)
+    if ctx.platforms is None or config is None:
+        return
+    when = {a.id: a.updated_at for a in answers}
+    remember_lead_stages(
+        ctx.platforms.redis,
+        school,
+        [(c.id, c.status_id, when.get(c.id)) for c in changes if c.status_id is not None],
+        status_sync_rules(config).echo_ttl_s,
+    )
 
 
 def _fail_order(

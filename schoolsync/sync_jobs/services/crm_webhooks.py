@@ -3,7 +3,8 @@
 amoCRM webhooks carry no signature: the URL secret got them in, and whatever acts on one (the
 two-way status sync, W4) re-fetches the lead through the API before trusting it. A lead event is
 parsed (a malformed body fails here, visibly) and logged; a lead reaching a stage that the
-feedback rules watch (first lesson, second feedback call) is acted on (``lesson_triggers``).
+feedback rules watch (first lesson, second feedback call) is acted on (``lesson_triggers``), and a
+lead's stage change is synced to its order (``status_sync``, W4).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.services.lesson_triggers import on_lead_event
+from schoolsync.sync_jobs.services.status_sync import on_lead_status
 
 log = get_logger(__name__)
 
@@ -33,9 +35,9 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
     body = parse(bytes(row["body"]))
     for event in body.events:
         if isinstance(event, LeadEvent):
-            # recorded, not acted on: the stage -> order status rule (W4) re-fetches the lead
-            # before trusting it; fetching here for nothing would spend the account's 7
-            # requests a second that the CRM push needs during a launch
+            # the rules that act on a lead (lesson triggers, the stage -> order status sync)
+            # re-fetch it before trusting it, each only when the event concerns it: fetching
+            # for nothing would spend the 7 requests a second the CRM push needs in a launch
             log.info(
                 "amocrm lead changed",
                 school=school,
@@ -47,5 +49,6 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
             )
             if config is not None:
                 on_lead_event(ctx, config, setup, event)
+                on_lead_status(ctx, config, setup, event)
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)

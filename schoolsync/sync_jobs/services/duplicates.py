@@ -14,21 +14,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from schoolsync.connectors.amocrm.models import NewNote
-from schoolsync.connectors.getcourse.models import DealImport, ImportDeal, ImportSystem, ImportUser
 from schoolsync.core.clock import utcnow
 from schoolsync.core.config import School
 from schoolsync.core.db.tables import effects as effects_table
 from schoolsync.core.db.tables import orders as orders_table
 from schoolsync.core.domain import Order, OrderStatus
-from schoolsync.core.errors import ConfigError, NotFoundError, UnmappableError
+from schoolsync.core.errors import NotFoundError
 from schoolsync.core.logging import get_logger
-from schoolsync.core.stores import effects, links
+from schoolsync.core.stores import effects
 from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.duplicates import Duplicate, duplicate_rules, find_duplicates
 from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.crm_notes import note_once
 from schoolsync.sync_jobs.services.crm_push import LANES, schedule_push
 from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
+from schoolsync.sync_jobs.services.platform_orders import write_status
 
 log = get_logger(__name__)
 
@@ -61,11 +61,17 @@ def _key(school: str, number: str) -> str:
 def _resolve(ctx: JobContext, school: School, pair: Duplicate, channel: str) -> None:
     keep, drop = pair.keep, pair.drop
     keep_to = OrderStatus.IN_WORK if keep.status == OrderStatus.NEW else keep.status
-    _getcourse(ctx, school.id, drop, OrderStatus.FALSE, no_manager=True)
+    write_status(ctx, school, drop, OrderStatus.FALSE, no_manager=True)
     if keep_to != keep.status:
-        _getcourse(ctx, school.id, keep, keep_to)
+        write_status(ctx, school, keep, keep_to)
     note = f"Дубль заказа №{keep.number}: тот же покупатель и продукт. Закрыт без менеджера."
-    _lead_note(ctx, school.id, drop.number, note)
+    note_once(
+        ctx,
+        school.id,
+        key=f"duplicate-note:{school.id}:{drop.number}",
+        number=drop.number,
+        text=note,
+    )
     html = (
         f"♻️ Дубль: заказ <b>№{drop.number}</b> помечен «Ложный» (тот же покупатель и продукт, "
         f"что №{keep.number}; он {'взят в работу' if keep_to != keep.status else 'оставлен'}). "
@@ -123,10 +129,16 @@ def undo_duplicate(ctx: JobContext, school_id: str, number: str, *, who: str) ->
         }
     )
     keep_back = keep.model_copy(update={"status": OrderStatus(detail["keep_status"])})
-    _getcourse(ctx, school_id, drop_back, drop_back.status)
+    write_status(ctx, school, drop_back, drop_back.status)
     if keep_back.status != keep.status:
-        _getcourse(ctx, school_id, keep_back, keep_back.status)
-    _lead_note(ctx, school_id, drop.number, f"Отмена дубля ({who}): заказ восстановлен.")
+        write_status(ctx, school, keep_back, keep_back.status)
+    note_once(
+        ctx,
+        school_id,
+        key=f"duplicate-undo-note:{school_id}:{drop.number}",
+        number=drop.number,
+        text=f"Отмена дубля ({who}): заказ восстановлен.",
+    )
     channel = duplicate_rules(school).channel
     html = f"↩️ Отмена дубля: заказы №{drop.number} и №{keep.number} восстановлены ({who})."
     with ctx.db.write() as conn:
@@ -159,37 +171,3 @@ def _order(ctx: JobContext, school: str, number: str) -> Order:
     if order is None:
         raise NotFoundError(f"order {number} is not in the order mirror")
     return order
-
-
-def _getcourse(
-    ctx: JobContext, school: str, order: Order, status: OrderStatus, *, no_manager: bool = False
-) -> None:
-    setup = ctx.platforms.of(school).getcourse if ctx.platforms else None
-    if setup is None:
-        raise ConfigError(f"school {school!r} has no GetCourse account to change order status in")
-    if not order.customer.email:
-        raise UnmappableError(f"order {order.number} has no buyer email; GetCourse needs one")
-    setup.client.add_deal(
-        DealImport(
-            user=ImportUser(email=order.customer.email),
-            system=ImportSystem(refresh_if_exists=True),
-            deal=ImportDeal(
-                deal_number=order.number,
-                product_title=order.product,
-                deal_status=status.value,
-                manager_email="" if no_manager else order.manager_email,
-            ),
-        )
-    )
-
-
-def _lead_note(ctx: JobContext, school: str, number: str, text: str) -> None:
-    setup = ctx.platforms.of(school).amocrm if ctx.platforms else None
-    if setup is None:
-        return
-    with ctx.db.read() as conn:
-        lead = links.targets(
-            conn, school, ("getcourse", "order"), [number], ("amocrm", "lead")
-        ).get(number)
-    if lead is not None:
-        setup.client.add_notes([NewNote.common(int(lead), text)], entity="leads")

@@ -21,10 +21,16 @@ from schoolsync.core.stores import inbox, jobs
 from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.amocrm import lead_for
 from schoolsync.mappings.getcourse import order_from_wire
+from schoolsync.mappings.status_sync import ECHO
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.names import PROCESS_INBOX_EVENT
 from schoolsync.sync_jobs.platforms import GetCourseSetup
 from schoolsync.sync_jobs.services.crm_push import LANES, schedule_push
+from schoolsync.sync_jobs.services.status_sync import (
+    PlatformChanges,
+    schedule_settles,
+    split_platform_changes,
+)
 
 log = get_logger(__name__)
 
@@ -63,11 +69,25 @@ def ingest_orders(
     push = bool(ctx.platforms and ctx.platforms.of(school).amocrm)
     refs: list[jobs.JobRef] = []
     with ctx.db.write() as conn:
-        changed = order_store.upsert_many(
-            conn, school, orders, push=push, lanes=LANES, snapshot_at=snapshot_at
+        # GetCourse's callbacks of our own status writes, and conflicts with the CRM (W4)
+        split = (
+            split_platform_changes(ctx, conn, school, orders)
+            if push
+            else PlatformChanges(push=list(orders))
         )
-        if push and orders:
-            refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in orders})
+        changed = order_store.upsert_many(
+            conn, school, split.push, push=push, lanes=LANES, snapshot_at=snapshot_at
+        )
+        changed += order_store.upsert_many(
+            conn, school, split.echoes, lanes=LANES, snapshot_at=snapshot_at, origin=ECHO
+        )
+        changed += order_store.upsert_many(
+            conn, school, split.quiet, push=False, lanes=LANES, snapshot_at=snapshot_at
+        )
+        moved = split.push + split.echoes
+        if push and moved:
+            refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in moved})
+        refs += schedule_settles(conn, school, split.settle)
         for inbox_id in inbox_ids:
             inbox.mark_processed(conn, inbox_id)
         refs += jobs.add_many(
