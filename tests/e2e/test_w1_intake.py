@@ -271,3 +271,52 @@ def test_backfill_fetches_orders_whose_callbacks_never_came(w1: Callable[..., An
     service.wait_for(_orders_synced(service, 40), timeout=60, what="40 synced orders")
     _assert_one_lead_each(sandboxes, numbers)
     assert _failures(service) == []
+
+
+def test_a_stage_change_in_amocrm_reaches_getcourse_once_and_does_not_come_back(
+    w1: Callable[..., Any],
+) -> None:
+    """W4 with real processes: the manager's move arrives as amoCRM's webhook, GetCourse is
+    told once, and GetCourse's callback of that write does not move the lead again."""
+    service, sandboxes = w1()
+    number = sandboxes.post("/getcourse/_sandbox/orders", {"count": 1})["orders"][0]["number"]
+    service.wait_for(_orders_synced(service, 1), timeout=60, what="the order in the CRM")
+    (lead,) = [x["id"] for x in sandboxes.leads()]
+
+    def patches() -> int:
+        requests = sandboxes.get("/amocrm/_sandbox/state")["requests"]
+        return sum(n for key, n in requests.items() if key.startswith("PATCH"))
+
+    def callbacks_stored() -> int:
+        rows = service.query(
+            "SELECT count(*) AS n FROM inbox WHERE source = 'getcourse' AND status = 'processed'"
+        )
+        return int(rows[0]["n"])
+
+    imports_before = sandboxes.get("/getcourse/_sandbox/state")["imports"].get("ok", 0)
+    patches_before, callbacks_before = patches(), callbacks_stored()
+
+    sandboxes.post(f"/amocrm/_sandbox/leads/{lead}/status", {"status_id": 1003})
+    service.wait_for(
+        lambda: sandboxes.get(f"/getcourse/_sandbox/orders/{number}")["status"] == "in_work",
+        timeout=60,
+        what="the order taken into work in GetCourse",
+    )
+    service.wait_for(
+        lambda: callbacks_stored() > callbacks_before,
+        timeout=60,
+        what="GetCourse's callback of that change handled",
+    )
+    service.wait_for(
+        lambda: (
+            not service.query("SELECT id FROM jobs WHERE status NOT IN ('done', 'failed', 'dead')")
+        ),
+        timeout=60,
+        what="the queue to settle",
+    )
+
+    assert sandboxes.get("/getcourse/_sandbox/state")["imports"]["ok"] - imports_before == 1
+    assert patches() == patches_before  # the lead was not written again
+    assert next(x for x in sandboxes.leads() if x["id"] == lead)["status_id"] == 1003
+    assert service.query("SELECT status, status_origin FROM orders")[0]["status"] == "in_work"
+    assert _failures(service) == []
