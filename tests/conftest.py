@@ -4,6 +4,7 @@ failing under CI=true (as dramatiq's own test suite does for its brokers)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,22 @@ import uvicorn
 
 from schoolsync.core.db import Database
 from schoolsync.core.db.migrate import upgrade
+
+_QUIETED = ("uvicorn.access", "httpx", "alembic")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A test that runs the CLI in process configures logging (root handlers, quieter httpx);
+    put it back so that the next test's caplog sees what it would alone."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in _QUIETED}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

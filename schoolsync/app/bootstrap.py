@@ -43,6 +43,7 @@ from schoolsync.sync_jobs.services.provider_payments import (
     process_robokassa_result,
     process_yookassa_notification,
 )
+from schoolsync.sync_jobs.services.reconcile import RECONCILE_ACTOR
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
 from schoolsync.sync_jobs.services.sla import SLA_ACTOR
 from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
@@ -154,6 +155,15 @@ class Runtime:
                     )
                 )
             if found.getcourse is not None and school is not None:
+                schedule.append(
+                    Periodic(
+                        name="reconcile",
+                        actor=RECONCILE_ACTOR,
+                        every_s=3600,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
                 if duplicate_rules(school).enabled:
                     schedule.append(
                         Periodic(

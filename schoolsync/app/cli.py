@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schoolsync.app.cli_reconcile import reconcile_app
+from schoolsync.app.cli_refunds import refunds_app
 from schoolsync.core.config import ConfigFileError, load_config
 from schoolsync.core.errors import ConfigError, RetryableError
 from schoolsync.core.logging import configure_logging
@@ -43,6 +45,8 @@ payments_app = typer.Typer(
     help="The payments ledger: import statements, add a payment.", no_args_is_help=True
 )
 app.add_typer(payments_app, name="payments")
+app.add_typer(refunds_app, name="refunds")
+app.add_typer(reconcile_app, name="reconcile")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -678,6 +682,97 @@ def payments_add(
         entered_by=f"cli:{getpass.getuser()}",
     )
     console.print(f"payment {payment_id} recorded; a worker matches it and posts the finance line")
+
+
+@reconcile_app.command("run")
+def reconcile_run(
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Pair every recent payment with its order now (as the hourly run does) and act on what
+    is certain; print what was found."""
+    from schoolsync.sync_jobs.services.reconcile import run_reconciliation
+
+    runtime = _runtime(_settings())
+    chosen = _school_of(runtime, school)
+    summary = run_reconciliation(runtime.context, chosen.id)
+    table = Table("verdict", "count")
+    for kind, count in summary.verdicts.items():
+        table.add_row(kind, str(count))
+    console.print(table)
+    console.print(
+        f"{summary.payments} payments, {summary.orders} orders: {summary.acted} acted on, "
+        f"{summary.waiting} waiting for a person (schoolsync reconcile queue)",
+        markup=False,
+    )
+
+
+@reconcile_app.command("queue")
+def reconcile_queue(
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """What waits for a person: each finding with its payments, candidate orders and why."""
+    from schoolsync.core.stores import payments as ledger
+    from schoolsync.core.stores import reconcile as findings
+
+    runtime = _runtime(_settings())
+    chosen = _school_of(runtime, school)
+    with runtime.context.db.read() as conn:
+        rows = findings.listing(conn, chosen.id)
+        amounts = {
+            p: ledger.amount_of(row).display()
+            for item in rows
+            for p in item["payment_ids"]
+            if (row := ledger.get(conn, int(p))) is not None
+        }
+    if not rows:
+        console.print("nothing waits for a person")
+        return
+    table = Table("id", "verdict", "payments", "orders / candidates", "why")
+    for item in rows:
+        table.add_row(
+            str(item["id"]),
+            str(item["kind"]),
+            ", ".join(f"{p} ({amounts.get(p, '?')})" for p in item["payment_ids"]),
+            ", ".join(item["order_ids"] or item["candidates"]),
+            str(item["explanation"]),
+        )
+    console.print(table)
+    console.print(
+        "settle one: schoolsync reconcile resolve ID --order N  |  --not-ours", markup=False
+    )
+
+
+@reconcile_app.command("resolve")
+def reconcile_resolve(
+    item: Annotated[int, typer.Argument(help="the finding's id (schoolsync reconcile queue)")],
+    order: Annotated[str | None, typer.Option(help="the order its payment(s) pay")] = None,
+    not_ours: Annotated[
+        bool, typer.Option("--not-ours", help="the payment is not the school's: leave it out")
+    ] = False,
+    comment: Annotated[str, typer.Option(help="why, for the record")] = "",
+    school: Annotated[str | None, typer.Option(help="school id [default: the first]")] = None,
+) -> None:
+    """Settle a finding: the payment(s) pay ORDER (matched and settled), or are not ours."""
+    from schoolsync.core.errors import SchoolsyncError
+    from schoolsync.sync_jobs.services.reconcile import resolve
+
+    if (order is None) == (not not_ours):
+        raise _fail("give either --order N or --not-ours")
+    runtime = _runtime(_settings())
+    chosen = _school_of(runtime, school)
+    try:
+        said = resolve(
+            runtime.context,
+            chosen.id,
+            item,
+            order_number=order,
+            not_ours=not_ours,
+            who=f"cli:{getpass.getuser()}",
+            comment=comment,
+        )
+    except SchoolsyncError as exc:
+        raise _fail(exc.message) from None
+    console.print(said, markup=False)
 
 
 @app.command()

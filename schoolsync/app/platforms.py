@@ -51,6 +51,8 @@ from schoolsync.mappings.followups import FollowupRules
 from schoolsync.mappings.getcourse import GetCourseMapping
 from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.mappings.payments import PaymentRules
+from schoolsync.mappings.reconciliation import ReconciliationConfig
+from schoolsync.mappings.refunds import RefundRules
 from schoolsync.mappings.sla import SlaRules
 from schoolsync.mappings.status_sync import StatusSyncRules
 from schoolsync.sync_jobs.platforms import (
@@ -80,6 +82,8 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.duplicates": DuplicateRules,
     "rules.followups": FollowupRules,
     "rules.status_sync": StatusSyncRules,
+    "rules.refunds": RefundRules,
+    "rules.reconciliation": ReconciliationConfig,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

@@ -30,6 +30,8 @@ from schoolsync.sync_jobs.services.outbox import DELIVER_ACTOR, SWEEP_ACTOR, del
 from schoolsync.sync_jobs.services.outbox import RESEND_ACTOR as RESEND_NOTICE_ACTOR
 from schoolsync.sync_jobs.services.outbox import resend as resend_notice
 from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR, settle
+from schoolsync.sync_jobs.services.reconcile import RECONCILE_ACTOR, run_reconciliation
+from schoolsync.sync_jobs.services.refunds import REFUND_ACTOR, process_refund
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
 from schoolsync.sync_jobs.services.sla import SLA_ACTOR, sla_sweep
 from schoolsync.sync_jobs.services.status_sync import SETTLE_ACTOR as STATUS_SETTLE_ACTOR
@@ -93,6 +95,10 @@ def _settle(ctx: JobContext, *, school: str, payment_id: int) -> None:
     settle(ctx, school, payment_id)
 
 
+def _process_refund(ctx: JobContext, *, school: str, request_id: int) -> None:
+    process_refund(ctx, school, request_id)
+
+
 def _sla_sweep(ctx: JobContext, *, school: str) -> None:
     sla_sweep(ctx, school)
 
@@ -111,6 +117,10 @@ def _settle_conflict(
     settle_conflict(ctx, school, number, winner, status)
 
 
+def _reconcile(ctx: JobContext, *, school: str) -> None:
+    run_reconciliation(ctx, school)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -125,10 +135,12 @@ HANDLERS: dict[str, Callable[..., None]] = {
     SURVEY_ROW_ACTOR: _reread_survey_row,
     POLL_ACTOR: _poll_telegram,
     SETTLE_ACTOR: _settle,
+    REFUND_ACTOR: _process_refund,
     SLA_ACTOR: _sla_sweep,
     DUPLICATES_ACTOR: _duplicates_sweep,
     FOLLOWUP_ACTOR: _followups_sweep,
     STATUS_SETTLE_ACTOR: _settle_conflict,
+    RECONCILE_ACTOR: _reconcile,
 }
 
 

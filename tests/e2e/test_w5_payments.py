@@ -66,6 +66,8 @@ rules:
   payments:
     # this school's YooKassa shop is not connected to GetCourse: GetCourse must be told
     getcourse_unseen: [yookassa, card_transfer, bank_transfer, paypal]
+  reconciliation:
+    manual_grace_hours: 0   # the handbook's day, shortened for the test
 """
 
 
@@ -255,3 +257,62 @@ def test_a_paypal_capture_signed_by_paypal_pays_its_order(
         what="the GetCourse payment",
     )
     assert sb.get(f"/getcourse/_sandbox/orders/{number}").json()["status"] == "payed"
+
+
+def test_the_handbooks_double_is_removed_once_from_the_command_line(
+    w5: Callable[[], tuple[Service, httpx.Client]],
+) -> None:
+    """W7: a manager records a transfer for an order that YooKassa then also pays; the
+    reconciliation run takes the manual payment back in GetCourse once and says so."""
+    service, sb = w5()
+    made = sb.post("/getcourse/_sandbox/orders", json={"count": 1, "email": "mama@example.org"})
+    number = made.json()["orders"][0]["number"]
+    service.wait_for(
+        lambda: bool(service.query("SELECT id FROM orders WHERE crm_state = 'synced'")),
+        timeout=60,
+        what="the order in the CRM",
+    )
+    cost = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["cost"]
+    added = service.cli(
+        "payments", "add", "--amount", cost, "--payer", "Демин Саша", "--order", number
+    )
+    assert added.returncode == 0, added.stderr
+    payment = sb.post(
+        "/yookassa/_sandbox/payments", json={"amount": cost, "metadata": {"order_id": number}}
+    ).json()
+    sb.post(f"/yookassa/_sandbox/payments/{payment['id']}/succeed", json={"notify": False})
+    assert notify(service, payment, source=YOOKASSA_ADDRESS).status_code == 200
+
+    def gc_payments() -> list[str]:
+        found = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["payments"]
+        return [p["status"] for p in found]
+
+    service.wait_for(
+        lambda: (
+            len(service.query("SELECT id FROM payments WHERE status = 'succeeded'")) == 2
+            and not service.query(
+                "SELECT id FROM jobs WHERE status NOT IN ('done', 'failed', 'dead')"
+            )
+        ),
+        timeout=60,
+        what="both payments settled",
+    )
+    assert gc_payments() == ["accepted"]
+
+    first = service.cli("reconcile", "run")
+    second = service.cli("reconcile", "run")
+    queue = service.cli("reconcile", "queue")
+
+    # the double taken back, and YooKassa's payment (flagged: the order looked paid) matched
+    assert first.returncode == 0 and "2 acted on" in first.stdout, first.stdout + first.stderr
+    assert "duplicate_manual │ 1" in first.stdout
+    assert "0 acted on" in second.stdout
+    assert "nothing waits" in queue.stdout
+    assert gc_payments() == ["returned"]
+
+    def doubles() -> list[str]:
+        found = sb.get(f"/telegram/_sandbox/messages?chat_id={FINANCE}&present=1").json()
+        return [m["text"] for m in found["messages"] if "Двойная оплата" in m["text"]]
+
+    service.wait_for(lambda: bool(doubles()), timeout=60, what="the line in ФИНАНСЫ ПРИХОДЫ")
+    assert len(doubles()) == 1 and number in doubles()[0]

@@ -2,7 +2,9 @@
 
 Every route needs ``Authorization: Bearer <SCHOOLSYNC_ADMIN_TOKEN>`` (compared in constant time);
 without a configured token the admin API answers 404. Input is stored in the inbox before the
-answer, like a webhook, and processed by a job.
+answer, like a webhook, and processed by a job. Refund requests and confirmations (W9) are
+answered with their outcome instead (the request id, or why there is nothing to refund); what
+follows a confirmation is a job.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import uuid
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.core.config import AppConfig
 from schoolsync.core.domain import Money
+from schoolsync.core.errors import ConfigError, NotFoundError, StoreUnavailableError
 from schoolsync.core.settings import Settings
 from schoolsync.core.stores.inbox import InboxRecord
+from schoolsync.mappings.refunds import card_last4
+from schoolsync.sync_jobs.context import JobContext
+from schoolsync.sync_jobs.services.refunds import confirm_refund, request_refund
 
 
 class FeedbackIn(BaseModel):
@@ -82,6 +88,38 @@ class PaymentIn(BaseModel):
         return self
 
 
+class RefundIn(BaseModel):
+    """A client's refund (W9): the handbook's «Возвраты» request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    school: str | None = None
+    order: str = Field(min_length=1, max_length=60, description="the order number")
+    card: str | None = Field(
+        default=None,
+        description="the card to return the money to; only its last 4 digits are kept",
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class RefundRequested(BaseModel):
+    id: int = Field(description="the refund request")
+    order: str
+    status: Literal["requested", "exists"] = Field(
+        description="exists: the order's open request, given back (nothing posted again)"
+    )
+    state: str
+
+
+class RefundConfirmed(BaseModel):
+    id: int
+    order: str
+    status: Literal["confirmed", "already_confirmed"] = Field(
+        description="already_confirmed: nothing happened (it was confirmed before)"
+    )
+    state: str = Field(description="the request's state before this confirmation")
+
+
 class Stored(BaseModel):
     status: Literal["accepted", "duplicate"]
     id: int | None = Field(description="the inbox row (None for a duplicate)")
@@ -93,8 +131,19 @@ def admin_router(
     writer: InboxWriter,
     feedback_source: str,
     payments_source: str,
+    *,
+    context: JobContext | None = None,
 ) -> APIRouter:
+    """``context`` is the jobs' context (refunds); by default one over the writer's database
+    and queue."""
     router = APIRouter(prefix="/admin/api", tags=["admin"])
+    ctx = context or JobContext(
+        config=config,
+        db=writer.db,
+        queue=writer.job_queue,
+        jobs=settings.jobs,
+        data_dir=settings.data_dir,
+    )
 
     def operator(authorization: Annotated[str | None, Header()] = None) -> None:
         token = settings.admin_token
@@ -159,6 +208,75 @@ def admin_router(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown school {school!r}")
         body = item.model_dump_json(exclude={"school"})
         return await _store(school, payments_source, f"api:{item.id}", body.encode())
+
+    @router.post(
+        "/refunds",
+        status_code=status.HTTP_201_CREATED,
+        dependencies=[Depends(operator)],
+        response_model=RefundRequested,
+        responses={404: {"description": "the order has no paid payment in the ledger"}},
+    )
+    def post_refund(item: RefundIn, response: Response) -> RefundRequested:
+        """A refund request for the order's paid payments: posted to the refunds channel in
+        the handbook's format (the card masked to its last 4 digits). Confirm it with
+        ``POST /admin/api/refunds/{id}/confirm``."""
+        school = item.school or config.default_school.id
+        if config.school(school) is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown school {school!r}")
+        try:
+            last4 = card_last4(item.card) if item.card else None
+        except ValueError as exc:  # the message never repeats the number
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        try:
+            made = request_refund(
+                ctx,
+                school,
+                order_number=item.order,
+                card_last4=last4,
+                comment=item.comment,
+                who="api",
+            )
+        except NotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from None
+        except ConfigError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from None
+        except StoreUnavailableError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "storage unavailable, retry later"
+            ) from exc
+        if not made.created:
+            response.status_code = status.HTTP_200_OK
+        return RefundRequested(
+            id=made.id,
+            order=made.order_number,
+            status="requested" if made.created else "exists",
+            state=made.state,
+        )
+
+    @router.post(
+        "/refunds/{request_id}/confirm",
+        dependencies=[Depends(operator)],
+        response_model=RefundConfirmed,
+        responses={404: {"description": "no such refund request"}},
+    )
+    def post_refund_confirm(request_id: int) -> RefundConfirmed:
+        """Confirm a refund request: the money goes back (YooKassa, or recorded as a manual
+        refund), the course access is closed and the outcome posted, by a job. A second
+        confirmation does nothing."""
+        try:
+            done = confirm_refund(ctx, request_id, who="api")
+        except NotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, exc.message) from None
+        except StoreUnavailableError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "storage unavailable, retry later"
+            ) from exc
+        return RefundConfirmed(
+            id=done.id,
+            order=done.order_number,
+            status="confirmed" if done.confirmed else "already_confirmed",
+            state=done.state,
+        )
 
     async def _store(school: str, source: str, key: str, body: bytes) -> Stored:
         record = InboxRecord(school=school, source=source, dedup_key=key, body=body)

@@ -331,6 +331,31 @@ payments = sa.Table(
     sa.Index("ix_payments_order", "school", "order_number"),
 )
 
+reconcile_items = sa.Table(
+    "reconcile_items",
+    metadata,
+    # W7: what the reconciliation found that needs a person (or that it acted on), one row per
+    # subject: the payment(s) of a verdict ("p:12" / "p:12,13"), or an order alone ("o:1234")
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # the verdict
+    sa.Column("rule", sa.String(40), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("explanation", sa.Text(), nullable=False),
+    sa.Column("payment_ids", JSONType, nullable=False),  # ledger ids
+    sa.Column("order_ids", JSONType, nullable=False),  # order numbers
+    sa.Column("candidates", JSONType, nullable=False),  # order numbers a person compares
+    # open (a person decides) -> resolved | dismissed (by a person); acted (the service did
+    # what the config lets it); gone (a later run no longer finds it)
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("resolution", JSONType),  # who, when, what they chose
+    sa.Column("first_seen_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("school", "subject"),
+    sa.Index("ix_reconcile_items_status", "school", "status"),
+)
+
 refunds = sa.Table(
     "refunds",
     metadata,
@@ -347,5 +372,30 @@ refunds = sa.Table(
     sa.Column("data", JSONType, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # the refund request it carries out (W9); NULL for a refund a provider told us of
+    sa.Column("request_id", sa.BigInteger()),
     sa.UniqueConstraint("school", "source", "external_id"),
+    sa.Index("ix_refunds_request", "request_id"),
+)
+
+refund_requests = sa.Table(
+    "refund_requests",
+    metadata,
+    # W9: a client's refund, asked for (posted to the refunds channel), confirmed by an admin,
+    # then carried out as one refunds row per payment of the order
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("order_number", sa.String(60), nullable=False),
+    # requested -> confirmed -> done | failed (-> confirmed again when replayed)
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("card_last4", sa.String(4)),  # never the full number
+    sa.Column("comment", sa.Text()),
+    sa.Column("requested_by", sa.String(120), nullable=False),
+    sa.Column("confirmed_by", sa.String(120)),
+    sa.Column("error", sa.Text()),
+    sa.Column("data", JSONType, nullable=False),  # what the request message showed
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("confirmed_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
+    sa.Index("ix_refund_requests_order", "school", "order_number"),
 )

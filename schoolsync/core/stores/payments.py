@@ -26,6 +26,9 @@ from schoolsync.core.domain import Money
 SUCCEEDED, PENDING, CANCELED, REFUNDED = "succeeded", "pending", "canceled", "refunded"
 AUTOMATIC, MANUAL = "automatic", "manual"
 UNMATCHED, MATCHED, FLAGGED = "unmatched", "matched", "flagged"
+# set by the reconciliation (W7): a manual payment removed as a double of an automatic one, and
+# a payment a person said is not the school's; neither counts as money for an order
+DUPLICATE, DISMISSED = "duplicate", "dismissed"
 SOURCES = ("yookassa", "robokassa", "paypal", "card_transfer", "bank_transfer", "getcourse")
 
 
@@ -114,7 +117,8 @@ def record_refund(
     data: dict[str, Any],
 ) -> bool:
     """A refund of a ledger payment, once; a payment refunded in full becomes ``refunded``.
-    Returns ``False`` when the refund was known already."""
+    Returns ``False`` when the refund was known already (one of ours still waiting for the
+    provider, ``sent``, becomes ``done`` when the provider's ``done`` arrives first)."""
     now = utcnow()
     new = insert_ignore(
         conn,
@@ -134,17 +138,42 @@ def record_refund(
         conflict=("school", "source", "external_id"),
     )
     if new is None:
+        if status == "done":
+            moved = conn.execute(
+                sa.update(refunds)
+                .where(
+                    refunds.c.school == school,
+                    refunds.c.source == payment_row["source"],
+                    refunds.c.external_id == external_id,
+                    refunds.c.status == "sent",
+                )
+                .values(status="done", updated_at=now)
+            ).rowcount
+            if moved:
+                mark_refunded_if_covered(conn, int(payment_row["id"]))
+        return False
+    mark_refunded_if_covered(conn, int(payment_row["id"]))
+    return True
+
+
+def mark_refunded_if_covered(conn: Connection, payment_id: int) -> bool:
+    """The payment becomes ``refunded`` once its ``done`` refunds cover its amount (it no
+    longer counts as money received). Returns whether it is refunded now."""
+    row = get(conn, payment_id)
+    if row is None:
         return False
     done = conn.execute(
         sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_minor), 0)).where(
-            refunds.c.payment_id == payment_row["id"], refunds.c.status == "done"
+            refunds.c.payment_id == payment_id, refunds.c.status == "done"
         )
     ).scalar()
-    if int(done or 0) >= int(payment_row["amount_minor"]):
+    if int(done or 0) < int(row["amount_minor"]):
+        return False
+    if row["status"] != REFUNDED:
         conn.execute(
             sa.update(payments)
-            .where(payments.c.id == payment_row["id"])
-            .values(status=REFUNDED, updated_at=now)
+            .where(payments.c.id == payment_id)
+            .values(status=REFUNDED, updated_at=utcnow())
         )
     return True
 
@@ -190,7 +219,9 @@ def paid_for_order(
     return [
         row
         for row in for_order(conn, school, order_number)
-        if row["status"] == SUCCEEDED and int(row["id"]) != other_than
+        if row["status"] == SUCCEEDED
+        and row["match_state"] not in (DUPLICATE, DISMISSED)
+        and int(row["id"]) != other_than
     ]
 
 

@@ -77,6 +77,16 @@ def order_json(account: Account, deal: Deal) -> dict[str, Any]:
         },
         "utm": dict(deal.utm),
         "addfields": dict(deal.addfields),
+        "payments": [
+            {
+                "id": p.id,
+                "amount": f"{p.amount:.2f}",
+                "status": p.status,
+                "payment_type": p.payment_type,
+            }
+            for p in account.payments
+            if p.deal_id == deal.id
+        ],
     }
 
 

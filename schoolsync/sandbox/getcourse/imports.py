@@ -170,6 +170,7 @@ class _DealRequest:
     finished_at: datetime | None
     manager_email: str
     payment_type: str
+    payment_status: str | None
     comment: str
     addfields: dict[str, str]
 
@@ -219,6 +220,7 @@ def _read_deal(account: Account, block: dict[str, Any]) -> _DealRequest:
         finished_at=parse_moment(block.get("deal_finished_at"), "deal_finished_at"),
         manager_email=str(block.get("manager_email") or "").strip(),
         payment_type=str(block.get("payment_type") or "OTHER"),
+        payment_status=str(payment_status) if payment_status else None,
         comment=str(block.get("deal_comment") or ""),
         addfields={str(k): str(v) for k, v in addfields.items()}
         if isinstance(addfields, dict)
@@ -276,6 +278,10 @@ def import_deal(account: Account, params: dict[str, Any]) -> Outcome:
                 at=wanted.finished_at or wanted.created_at or now_moscow(),
                 payment_type=wanted.payment_type,
             )
+    if wanted.payment_status == "returned" and existing is not None:
+        # [T] a payment of this type on the deal, as returned (the import API's only way to
+        # take back a payment: there is no call that deletes one)
+        account.return_payment(deal, wanted.payment_type)
     if wanted.manager_email:
         deal.manager_email = wanted.manager_email
     if wanted.comment:

@@ -273,6 +273,24 @@ class Account:
             deal.finished_at = when
         return 1
 
+    def return_payment(self, deal: Deal, payment_type: str) -> Payment | None:
+        """The latest accepted payment of ``payment_type`` on ``deal`` becomes ``returned`` (its
+        amount no longer counts as paid); ``None`` when there is none (nothing changes)."""
+        found = next(
+            (
+                p
+                for p in reversed(self.payments)
+                if p.deal_id == deal.id
+                and p.status == "accepted"
+                and p.payment_type == payment_type
+            ),
+            None,
+        )
+        if found is not None:
+            found.status = "returned"
+            deal.payed = max(deal.payed - found.amount, Decimal("0"))
+        return found
+
     def _pay(self, deal: Deal, amount: Decimal, when: datetime, payment_type: str) -> None:
         if amount <= 0:
             return

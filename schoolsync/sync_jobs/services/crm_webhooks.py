@@ -3,8 +3,9 @@
 amoCRM webhooks carry no signature: the URL secret got them in, and whatever acts on one (the
 two-way status sync, W4) re-fetches the lead through the API before trusting it. A lead event is
 parsed (a malformed body fails here, visibly) and logged; a lead reaching a stage that the
-feedback rules watch (first lesson, second feedback call) is acted on (``lesson_triggers``), and a
-lead's stage change is synced to its order (``status_sync``, W4).
+feedback rules watch (first lesson, second feedback call) is acted on (``lesson_triggers``), a
+lead's stage change is synced to its order (``status_sync``, W4), and a lead reaching the refund
+stage confirms its order's refund request (``refunds``, W9).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import inbox
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.services.lesson_triggers import on_lead_event
+from schoolsync.sync_jobs.services.refunds import on_lead_refund_stage
 from schoolsync.sync_jobs.services.status_sync import on_lead_status
 
 log = get_logger(__name__)
@@ -50,5 +52,6 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
             if config is not None:
                 on_lead_event(ctx, config, setup, event)
                 on_lead_status(ctx, config, setup, event)
+                on_lead_refund_stage(ctx, config, setup, event)
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)
