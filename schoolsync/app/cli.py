@@ -695,6 +695,8 @@ def reconcile_run(
     runtime = _runtime(_settings())
     chosen = _school_of(runtime, school)
     summary = run_reconciliation(runtime.context, chosen.id)
+    if summary.busy:
+        raise _fail("a reconciliation run is under way (the hourly one?); try again in a minute")
     table = Table("verdict", "count")
     for kind, count in summary.verdicts.items():
         table.add_row(kind, str(count))

@@ -36,7 +36,7 @@ CRM = "crm"  # ``orders.status_origin`` of a status we wrote to the platform fro
 PLATFORM = "platform"  # changed on the platform
 ECHO = "echo"  # the platform's callback of a write of ours, arriving after the order moved on
 
-_NOT_FROM_CRM = {OrderStatus.PAYED, OrderStatus.PART_PAYED}
+PAID_STATUSES = frozenset({OrderStatus.PAYED, OrderStatus.PART_PAYED})  # set by money only
 
 
 class SourceOfTruth(BaseModel):
@@ -54,7 +54,7 @@ class StatusSyncRules(BaseModel):
     source_of_truth: SourceOfTruth = SourceOfTruth()
     from_crm: dict[int, OrderStatus] = {}
     crm_may_set: list[OrderStatus] = Field(
-        default_factory=lambda: [s for s in OrderStatus if s not in _NOT_FROM_CRM]
+        default_factory=lambda: [s for s in OrderStatus if s not in PAID_STATUSES]
     )
     conflict_window_s: int = Field(default=60, ge=0, le=24 * 3600)
     echo_ttl_s: int = Field(default=600, ge=10, le=7 * 24 * 3600)
@@ -114,6 +114,10 @@ def on_lead_stage(
     ours = mapping.stages.get(order.status)
     if ours == stage_id:
         return Decision("none", "the lead's stage already stands for the order's status")
+    if order.status in PAID_STATUSES:
+        # money decides a paid order (a refund undoes it): no stage a manager sets, even in a
+        # conflict; the lead keeps what they chose
+        return Decision("none", "a paid order's status is not set from the CRM")
     target = status_of_stage(stage_id, mapping, rules)
     if target is None:
         return Decision("none", f"stage {stage_id} stands for no order status")
@@ -128,7 +132,9 @@ def on_lead_stage(
         and now - changed_at <= rules.conflict_window
         and old_stage_id != ours
     )
-    if conflict and rules.source_of_truth.status == "getcourse" and ours is not None:
+    if conflict and rules.source_of_truth.status == "getcourse":
+        if ours is None:  # the order's status has no stage to put the lead back to
+            return Decision("none", "both sides changed; GetCourse is the source of truth")
         return Decision(
             "to_lead", "both sides changed; GetCourse is the source of truth", conflict=True
         )
@@ -140,7 +146,7 @@ def on_lead_stage(
     )
 
 
-PlatformChange = Literal["same", "echo", "conflict", "change"]
+PlatformChange = Literal["same", "echo", "stale", "conflict", "change"]
 
 
 def on_platform_status(
@@ -156,15 +162,21 @@ def on_platform_status(
     """What a status from the platform (a callback, an export) is to the order we mirror.
 
     ``same``: nothing new. ``echo``: the callback of a write of ours (``ours``) arriving after
-    the order moved on: GetCourse calls back in the order things happened to the deal, so the
+    the mirror moved on: GetCourse calls back in the order things happened to the deal, so the
     mirror follows (and the lead with it) and a later callback brings it on; never a conflict.
-    ``conflict``: it undoes, within the window, a stage a manager set (that we wrote from the
-    CRM): the source of truth decides. ``change``: an ordinary change, pushed on.
+    ``stale``: such a callback when the order is paid meanwhile: dropped (callbacks handled out
+    of order by two workers must not unpay an order). ``conflict``: it undoes, within the
+    window, a stage a manager set (that we wrote from the CRM): the source of truth decides; a
+    paid status on either side never is one. ``change``: an ordinary change, pushed on.
     """
     if incoming == current:
         return "same"
     if ours:
-        return "echo"
+        # a paid order never goes back to an earlier status of ours (workers may handle
+        # GetCourse's callbacks out of order: the payment's before our write's)
+        return "stale" if current in PAID_STATUSES else "echo"
+    if incoming in PAID_STATUSES or current in PAID_STATUSES:
+        return "change"  # money (or a refund) is never a conflict to undo
     if origin == CRM and changed_at is not None and now - changed_at <= rules.conflict_window:
         return "conflict"
     return "change"

@@ -112,9 +112,9 @@ def _followups_sweep(ctx: JobContext, *, school: str) -> None:
 
 
 def _settle_conflict(
-    ctx: JobContext, *, school: str, number: str, winner: str, status: str
+    ctx: JobContext, *, school: str, number: str, winner: str, status: str, seen_at: str = ""
 ) -> None:
-    settle_conflict(ctx, school, number, winner, status)
+    settle_conflict(ctx, school, number, winner, status, seen_at)
 
 
 def _reconcile(ctx: JobContext, *, school: str) -> None:

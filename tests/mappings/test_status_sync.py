@@ -135,3 +135,29 @@ def test_bad_rules_are_refused_naming_the_key() -> None:
         StatusSyncRules.model_validate({"source_of_truth": {"status": "sheets"}})
     with pytest.raises(ValidationError, match="from_crm"):
         StatusSyncRules.model_validate({"from_crm": {143: "lost"}})
+
+
+def test_money_is_never_undone_by_a_stage() -> None:
+    # the client paid while the manager moved the lead: the payment stands
+    assert decide("payed", 1003, old=1002, ago_s=10)[0] == "none"
+    amocrm = StatusSyncRules.model_validate({"source_of_truth": {"status": "amocrm"}})
+    assert decide("payed", 143, old=142, ago_s=10, rules=amocrm)[0] == "none"
+
+    def kind(current: str, incoming: str, *, ours: bool = False) -> str:
+        return on_platform_status(
+            OrderStatus(current),
+            OrderStatus(incoming),
+            changed_at=NOW - timedelta(seconds=10),
+            origin=CRM,
+            ours=ours,
+            now=NOW,
+            rules=amocrm,
+        )
+
+    assert kind("in_work", "payed") == "change"  # not a conflict amoCRM could win
+    assert kind("payed", "in_work", ours=True) == "stale"  # our earlier write, handled late
+
+
+def test_a_conflict_over_a_status_without_a_stage_changes_nothing() -> None:
+    # «Ожидаем возврата» has no stage here: GetCourse wins, and there is no stage to put back
+    assert decide("waiting_for_return", 143, old=1002, ago_s=10) == ("none", None, False)

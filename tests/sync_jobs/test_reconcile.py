@@ -61,15 +61,17 @@ def test_the_handbooks_double_is_removed_once_and_the_digest_says_so(setup: Setu
     setup.settle_all()
 
     run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=5))
-    # within the handbook's day both stand (the automatic one is matched: it was only flagged
-    # because the order looked paid)
+    # within the handbook's day both stand: the transfer pays the order, the automatic payment
+    # stays flagged (the order looked paid when it came)
     assert [p["status"] for p in gc_payments(setup, order["number"])] == ["accepted"]
     assert ledger_states(setup)["tg:1"] == ("matched", order["number"])
+    assert ledger_states(setup)["2f0c-yk"] == ("flagged", order["number"])
     summary = run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=25))
     again = run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=26))
     setup.settle_all()
 
-    assert summary.acted == 1 and again.acted == 0
+    # the double taken back, then the automatic payment matched in its place
+    assert summary.acted == 2 and again.acted == 0
     assert [p["status"] for p in gc_payments(setup, order["number"])] == ["returned"]
     assert ledger_states(setup)["tg:1"] == ("duplicate", order["number"])
     assert ledger_states(setup)["2f0c-yk"] == ("matched", order["number"])
@@ -150,3 +152,20 @@ def test_a_payment_that_is_not_ours_is_left_out_of_later_runs(setup: Setup) -> N
 
     assert later.payments == 0 and later.waiting == 0
     assert ledger_states(setup)["bank:1"][0] == "dismissed"
+
+
+def test_a_payment_the_ledger_holds_on_another_order_is_left_to_a_person(setup: Setup) -> None:
+    order = setup.order(email="other@example.org")
+    record(
+        setup.ctx, SCHOOL.id, transfer("tg:3", order["cost"], reference=order["number"], paid_at=T0)
+    )
+    with setup.db.write() as conn:  # the direct rules had put it on an old order, flagged
+        conn.execute(sa.update(payments_table).values(order_number="777", match_state="flagged"))
+
+    summary = run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=1))
+
+    assert summary.acted == 0 and summary.waiting == 1
+    assert ledger_states(setup)["tg:3"] == ("flagged", "777")
+    with setup.db.read() as conn:
+        (item,) = findings.listing(conn, SCHOOL.id)
+    assert item["kind"] == "matched" and "on order 777" in item["explanation"]

@@ -198,7 +198,12 @@ class Sync:
         for row in rows:
             args = row.args
             settle_conflict(
-                self.ctx, args["school"], args["number"], args["winner"], args["status"]
+                self.ctx,
+                args["school"],
+                args["number"],
+                args["winner"],
+                args["status"],
+                args["seen_at"],
             )
 
     def drain(self, *, rng: random.Random | None = None) -> int:

@@ -117,10 +117,11 @@ def settle(
 
 
 def counts_by_kind(conn: Connection, school: str, since: datetime) -> dict[tuple[str, str], int]:
-    """(kind, status) -> how many rows were seen since ``since``."""
+    """(kind, status) -> how many rows were first found since ``since`` (each once: a double
+    removed last week is not counted again every day)."""
     rows = conn.execute(
         sa.select(items.c.kind, items.c.status, sa.func.count())
-        .where(items.c.school == school, items.c.last_seen_at >= since)
+        .where(items.c.school == school, items.c.first_seen_at >= since)
         .group_by(items.c.kind, items.c.status)
     ).all()
     return {(str(kind), str(status)): int(n) for kind, status, n in rows}

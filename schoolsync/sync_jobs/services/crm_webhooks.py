@@ -35,6 +35,7 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
         )
     config = ctx.config.school(school)
     body = parse(bytes(row["body"]))
+    problems: list[Exception] = []
     for event in body.events:
         if isinstance(event, LeadEvent):
             # the rules that act on a lead (lesson triggers, the stage -> order status sync)
@@ -49,9 +50,23 @@ def process_amocrm_webhook(ctx: JobContext, inbox_id: int, job_id: int | None) -
                 status_id=event.status_id,
                 pipeline_id=event.pipeline_id,
             )
-            if config is not None:
-                on_lead_event(ctx, config, setup, event)
-                on_lead_status(ctx, config, setup, event)
-                on_lead_refund_stage(ctx, config, setup, event)
+            if config is None:
+                continue
+            for rule in (on_lead_event, on_lead_status, on_lead_refund_stage):
+                try:
+                    rule(ctx, config, setup, event)
+                except Exception as exc:  # the other leads and rules of the body still run
+                    log.error(
+                        "a rule failed on a lead event",
+                        school=school,
+                        lead=event.id,
+                        rule=rule.__name__,
+                        error=getattr(exc, "message", type(exc).__name__),
+                    )
+                    problems.append(exc)
+    if problems:
+        # the job fails visibly and is replayable; every rule is idempotent, so a replay
+        # re-running the events that went through changes nothing there
+        raise problems[0]
     with ctx.db.write() as conn:
         inbox.mark_processed(conn, inbox_id)

@@ -88,25 +88,30 @@ def remember_order_status(redis: Any, school: str, number: str, status: str, ttl
     pipe.execute()
 
 
-def take_order_echoes(redis: Any, school: str, pairs: Iterable[tuple[str, str]]) -> set[str]:
-    """The numbers among (number, status) pairs that are callbacks of our own writes; each write
-    answers for one callback (a person's later change to the same status is not ours)."""
-    wanted = list(pairs)
+# one expected callback used up, only where one is expected: no key is made, none goes below 0
+_TAKE = """
+local left = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if left > 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+  return 1
+end
+return 0
+"""
+
+
+def take_order_echoes(
+    redis: Any, school: str, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """The (number, status) pairs that are callbacks of our own writes; each write answers for
+    one callback (a person's later change to the same status is not ours)."""
+    wanted = list(dict.fromkeys(pairs))
     if not wanted:
         return set()
+    take = redis.register_script(_TAKE)
     pipe = redis.pipeline(transaction=False)
     for number, status in wanted:
-        pipe.hincrby(_order_key(school, number), status, -1)
-    ours: set[str] = set()
-    undo = redis.pipeline(transaction=False)
-    for (number, status), left in zip(wanted, pipe.execute(), strict=True):
-        if int(left) >= 0:
-            ours.add(number)
-        else:
-            undo.hset(_order_key(school, number), status, 0)
-    if len(ours) < len(wanted):
-        undo.execute()
-    return ours
+        take(keys=[_order_key(school, number)], args=[status], client=pipe)
+    return {pair for pair, hit in zip(wanted, pipe.execute(), strict=True) if int(hit)}
 
 
 def newer_lead_change(redis: Any, school: str, lead_id: int, changed_at: datetime | None) -> bool:

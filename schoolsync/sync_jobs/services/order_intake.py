@@ -84,9 +84,8 @@ def ingest_orders(
         changed += order_store.upsert_many(
             conn, school, split.quiet, push=False, lanes=LANES, snapshot_at=snapshot_at
         )
-        moved = split.push + split.echoes
-        if push and moved:
-            refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in moved})
+        if push and split.push:
+            refs += schedule_push(conn, school, {order_store.lane_of(o, LANES) for o in split.push})
         refs += schedule_settles(conn, school, split.settle)
         for inbox_id in inbox_ids:
             inbox.mark_processed(conn, inbox_id)

@@ -21,11 +21,14 @@ The findings are kept (``reconcile_items``); the day's digest goes to the channe
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from redis.exceptions import LockError
 
 from schoolsync.connectors.getcourse.models import DealImport, ImportDeal, ImportSystem, ImportUser
 from schoolsync.core.clock import utcnow
@@ -63,6 +66,7 @@ RECONCILE_ACTOR = "reconcile_school"
 
 @dataclass
 class RunSummary:
+    busy: bool = False  # another run of the school was under way: this one did nothing
     payments: int = 0
     orders: int = 0
     verdicts: dict[str, int] = field(default_factory=dict)
@@ -76,10 +80,27 @@ class RunSummary:
 def run_reconciliation(
     ctx: JobContext, school_id: str, *, now: datetime | None = None
 ) -> RunSummary:
-    """One run for one school (idempotent: a second run at once finds and does nothing new)."""
+    """One run for one school (idempotent: a second run at once finds and does nothing new).
+    One run at a time per school: a run that finds another under way returns ``busy``."""
+    lock = (
+        ctx.platforms.redis.lock(f"schoolsync:lock:reconcile:{school_id}", timeout=900)
+        if ctx.platforms is not None
+        else None
+    )
+    if lock is not None and not lock.acquire(blocking=False):
+        log.info("a reconciliation run is under way; this one is skipped", school=school_id)
+        return RunSummary(busy=True)
+    try:
+        return _run(ctx, school_id, now or utcnow())
+    finally:
+        if lock is not None:
+            with contextlib.suppress(LockError):
+                lock.release()
+
+
+def _run(ctx: JobContext, school_id: str, now: datetime) -> RunSummary:
     school = ctx.school(school_id)
     config = reconciliation_config(school)
-    now = now or utcnow()
     since = now - timedelta(days=config.lookback_days)
     with ctx.db.read() as conn:
         rows = list(
@@ -87,7 +108,8 @@ def run_reconciliation(
                 sa.select(payments_table).where(
                     payments_table.c.school == school_id,
                     payments_table.c.status == ledger.SUCCEEDED,
-                    payments_table.c.match_state != ledger.DISMISSED,
+                    # a person's "not ours" and a removed double count as no money
+                    payments_table.c.match_state.notin_((ledger.DISMISSED, ledger.DUPLICATE)),
                     sa.func.coalesce(payments_table.c.paid_at, payments_table.c.created_at)
                     >= since,
                 )
@@ -101,49 +123,56 @@ def run_reconciliation(
     payments_in = [p for p in (payment_in(row) for row in rows) if p is not None]
     orders_in = [o for o in (order_in(x, unpaid_orders=config.unpaid_orders) for x in orders) if o]
     result = reconcile(orders_in, payments_in, config, now)
+    by_id = {str(row["id"]): row for row in rows}
     matched_to = {
-        str(row["id"]): (str(row["order_number"]) if row["order_number"] else None)
-        for row in rows
-        if row["match_state"] in (ledger.MATCHED, ledger.DUPLICATE)
+        p: (str(row["order_number"]) if row["order_number"] else None)
+        for p, row in by_id.items()
+        if row["match_state"] == ledger.MATCHED
     }
+    summary = RunSummary(
+        payments=len(payments_in),
+        orders=len(orders_in),
+        verdicts={k.value: n for k, n in sorted(result.counts().items())},
+    )
     findings: list[Finding] = []
-    to_act: list[Verdict] = []
-    for verdict in result.verdicts:
-        if needs_nothing(verdict, matched_to):
-            continue
-        explanation = verdict.explanation
-        acts = verdict.kind in config.act_on and len(verdict.order_ids) == 1
-        elsewhere = {matched_to.get(p) for p in verdict.payment_ids} - {None, *verdict.order_ids}
-        if elsewhere and verdict.kind == VerdictKind.MATCHED:
-            acts = False  # the ledger says another order: a person looks
-            explanation += f" (the ledger has it on order {', '.join(sorted(map(str, elsewhere)))})"
+    # the doubles first: a flagged automatic payment is promoted once its double is gone
+    ordered = sorted(
+        (v for v in result.verdicts if not needs_nothing(v, matched_to)),
+        key=lambda v: v.kind != VerdictKind.DUPLICATE_MANUAL,
+    )
+    for verdict in ordered:
+        outcome, why = "open", ""
+        if verdict.kind in config.act_on:
+            why = _cannot_act(verdict, by_id)
+            if not why:
+                try:
+                    outcome, why = _act(ctx, school, config, verdict)
+                except Exception as exc:  # one action that fails must not stop the others
+                    why = f"could not act: {getattr(exc, 'message', type(exc).__name__)}"
+                    log.error(
+                        "reconciliation action failed",
+                        school=school_id,
+                        payments=list(verdict.payment_ids),
+                        error=why,
+                    )
+        if outcome == "done":
+            summary.acted += 1
         findings.append(
             Finding(
                 subject=subject(verdict),
                 kind=verdict.kind.value,
                 rule=verdict.rule,
                 score=verdict.score,
-                explanation=explanation,
+                explanation=f"{verdict.explanation} ({why})" if why else verdict.explanation,
                 payment_ids=tuple(int(p) for p in verdict.payment_ids),
                 order_ids=verdict.order_ids,
                 candidates=verdict.candidates,
-                status=ACTED if acts else OPEN,
+                status=ACTED if outcome in ("done", "already") else OPEN,
             )
         )
-        if acts:
-            to_act.append(verdict)
     with ctx.db.write() as conn:
         counts = findings_store.record_run(conn, school_id, findings)
-    summary = RunSummary(
-        payments=len(payments_in),
-        orders=len(orders_in),
-        verdicts={k.value: n for k, n in sorted(result.counts().items())},
-        new=counts["new"],
-        gone=counts["gone"],
-    )
-    for verdict in to_act:
-        if _act(ctx, school, config, verdict):
-            summary.acted += 1
+    summary.new, summary.gone = counts["new"], counts["gone"]
     summary.waiting = sum(1 for f in findings if f.status == OPEN)
     summary.digest_posted = _digest(ctx, school, config, now, summary)
     if config.report is not None:
@@ -159,36 +188,67 @@ def run_reconciliation(
     return summary
 
 
+def _cannot_act(verdict: Verdict, by_id: Mapping[str, Any]) -> str:
+    """Why the service must leave ``verdict`` to a person though the config lets it act ('' if
+    it may act): one order only, and no payment already on another order or placed by a
+    person."""
+    if len(verdict.order_ids) != 1:
+        return "several orders: a person confirms"
+    order = verdict.order_ids[0]
+    for payment_id in verdict.payment_ids:
+        row = by_id.get(payment_id)
+        if row is None:
+            return "the payment is no longer in the ledger"
+        if row["order_number"] and str(row["order_number"]) != order:
+            return f"the ledger has payment {payment_id} on order {row['order_number']}"
+        if row["match_rule"] == PERSON and verdict.kind != VerdictKind.MATCHED:
+            return f"a person placed payment {payment_id}"
+    return ""
+
+
 # --- acting on what is certain ---------------------------------------------------------------
 
 
-def _act(ctx: JobContext, school: School, config: ReconciliationConfig, verdict: Verdict) -> bool:
-    """Do what ``verdict`` calls for, once; ``True`` when something was done now."""
+def _act(
+    ctx: JobContext, school: School, config: ReconciliationConfig, verdict: Verdict
+) -> tuple[str, str]:
+    """Do what ``verdict`` calls for, once: (``done`` now | ``already`` before | ``open``, why)."""
     order_number = verdict.order_ids[0]
     if verdict.kind == VerdictKind.MATCHED:
         return _match(ctx, school.id, verdict, order_number)
     if verdict.kind == VerdictKind.DUPLICATE_MANUAL:
-        done = False
-        for payment_id in verdict.payment_ids:
-            done |= _remove_manual(ctx, school, config, int(payment_id), order_number, verdict)
-        return done
-    return False
+        outcomes = [
+            _remove_manual(ctx, school, config, int(p), order_number, verdict)
+            for p in verdict.payment_ids
+        ]
+        return ("done", "") if "done" in outcomes else ("already", "")
+    return "open", ""
 
 
-def _match(ctx: JobContext, school: str, verdict: Verdict, order_number: str) -> bool:
+def _match(ctx: JobContext, school: str, verdict: Verdict, order_number: str) -> tuple[str, str]:
     refs: list[jobs.JobRef] = []
-    done = False
+    done = already = 0
+    why = ""
     with ctx.db.write() as conn:
+        others = [
+            r
+            for r in ledger.paid_for_order(conn, school, order_number, other_than=0)
+            if r["match_state"] == ledger.MATCHED and str(r["id"]) not in verdict.payment_ids
+        ]
         for payment_id in verdict.payment_ids:
             row = ledger.get(conn, int(payment_id))
             if row is None:
                 continue
-            # unmatched, or flagged on this order by the direct rules (it looked paid already:
-            # the manual double this run removes) and now certain
-            flagged_here = (
-                row["match_state"] == ledger.FLAGGED and row["order_number"] == order_number
-            )
-            if row["match_state"] != ledger.UNMATCHED and not flagged_here:
+            if row["match_state"] == ledger.MATCHED and row["order_number"] == order_number:
+                already += 1
+                continue
+            if row["match_state"] == ledger.FLAGGED:
+                # flagged by the direct rules (the order looked paid, or another amount); it
+                # pays the order now only if no other payment stands on it (its double gone)
+                if others:
+                    why = f"order {order_number} has payment {others[0]['id']} already"
+                    continue
+            elif row["match_state"] != ledger.UNMATCHED:
                 continue
             ledger.set_match(
                 conn,
@@ -206,11 +266,14 @@ def _match(ctx: JobContext, school: str, verdict: Verdict, order_number: str) ->
                 dedup_key=f"settle:{school}:{payment_id}:reconciled",
             )
             refs += [ref] if ref is not None else []
-            done = True
+            done += 1
     ctx.queue.send(refs)
     if done:
         log.info("payment matched by reconciliation", school=school, order=order_number)
-    return done
+        return "done", ""
+    if already == len(verdict.payment_ids):
+        return "already", ""
+    return "open", why or "the ledger holds it otherwise"
 
 
 def _remove_manual(
@@ -220,16 +283,16 @@ def _remove_manual(
     payment_id: int,
     order_number: str,
     verdict: Verdict,
-) -> bool:
+) -> str:
     key = f"reconcile:duplicate-manual:{school.id}:{payment_id}"
     with ctx.db.read() as conn:
         if effects.exists(conn, key):
-            return False
+            return "already"
         row = ledger.get(conn, payment_id)
         told_getcourse = effects.exists(conn, f"getcourse:paid:{school.id}:{payment_id}")
         order = order_store.find_order(conn, school.id, order_number)
     if row is None or order is None:
-        return False
+        raise NotFoundError(f"payment {payment_id} or order {order_number} is gone")
     if told_getcourse:
         _return_in_getcourse(ctx, school, row, order_number, order.customer.email)
     amount = ledger.amount_of(row)
@@ -262,7 +325,7 @@ def _remove_manual(
         )
     ctx.queue.send(refs)
     log.info("manual double removed", school=school.id, payment=payment_id, order=order_number)
-    return True
+    return "done"
 
 
 def _return_in_getcourse(

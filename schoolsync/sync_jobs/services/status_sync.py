@@ -34,6 +34,7 @@ from schoolsync.core.stores import orders as order_store
 from schoolsync.mappings.status_sync import (
     CRM,
     ECHO,
+    PAID_STATUSES,
     Decision,
     StatusSyncRules,
     on_lead_stage,
@@ -98,7 +99,9 @@ def on_lead_status(ctx: JobContext, school: School, setup: AmoCrmSetup, event: L
         target = status_of_stage(event.status_id, mapping, rules)
         decision = (
             Decision("to_order", "a push of ours overwrote the manager's move", target, True)
-            if target is not None and target in rules.crm_may_set
+            if target is not None
+            and target in rules.crm_may_set
+            and state.order.status not in PAID_STATUSES
             else Decision("none", "the overwritten stage stands for no status we may set")
         )
     else:
@@ -216,16 +219,18 @@ class PlatformChanges:
     push: list[Order] = field(default_factory=list)  # ordinary changes: stored and pushed
     echoes: list[Order] = field(default_factory=list)  # our writes' callbacks: pushed, marked
     quiet: list[Order] = field(default_factory=list)  # stored only: a conflict amoCRM wins
-    settle: list[tuple[str, str, str]] = field(default_factory=list)  # (number, winner, status)
+    # (number, winner, its status, when the conflict was seen)
+    settle: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 def split_platform_changes(
     ctx: JobContext, conn: Any, school_id: str, orders: Sequence[Order]
 ) -> PlatformChanges:
-    """Sort orders from GetCourse: the callback of a write of ours is stored as an echo; a
-    change that undoes, within the window, a stage a manager set is a conflict, settled by the
-    source of truth (a job: GetCourse's status written back to it, or the lead's stage written
-    to GetCourse); the rest are ordinary changes."""
+    """Sort orders from GetCourse: the late callback of a write of ours is stored as an echo
+    (dropped if the order was paid meanwhile); a change that undoes, within the window, a stage
+    a manager set is a conflict, settled by the source of truth (a job: GetCourse's status
+    written back to it, or the lead's stage written to GetCourse); the rest are ordinary
+    changes."""
     school = ctx.config.school(school_id)
     if school is None or not orders or ctx.platforms is None:
         return PlatformChanges(push=list(orders))
@@ -247,7 +252,7 @@ def split_platform_changes(
                 order.status,
                 changed_at=state.changed_at,
                 origin=state.origin,
-                ours=order.number in ours,
+                ours=(order.number, order.status.value) in ours,
                 now=now,
                 rules=rules,
             )
@@ -256,33 +261,42 @@ def split_platform_changes(
         )
         if kind == "echo":
             split.echoes.append(order)
+        elif kind == "stale":
+            log.info("a status we wrote came back after the order was paid", order=order.number)
         elif kind == "conflict":
             (split.push if winner == "getcourse" else split.quiet).append(order)
-            split.settle.append((order.number, winner, order.status.value))
+            split.settle.append((order.number, winner, order.status.value, now.isoformat()))
         else:
             split.push.append(order)
     return split
 
 
 def schedule_settles(
-    conn: Any, school: str, settles: Sequence[tuple[str, str, str]]
+    conn: Any, school: str, settles: Sequence[tuple[str, str, str, str]]
 ) -> list[jobs.JobRef]:
     refs = []
-    stamp = f"{utcnow().timestamp():.3f}"
-    for number, winner, status in settles:
+    for number, winner, status, seen_at in settles:
         ref = jobs.add(
             conn,
             school=school,
             actor=SETTLE_ACTOR,
-            args={"school": school, "number": number, "winner": winner, "status": status},
-            dedup_key=f"status-settle:{school}:{number}:{stamp}",
+            args={
+                "school": school,
+                "number": number,
+                "winner": winner,
+                "status": status,
+                "seen_at": seen_at,
+            },
+            dedup_key=f"status-settle:{school}:{number}:{seen_at}",
         )
         if ref is not None:
             refs.append(ref)
     return refs
 
 
-def settle_conflict(ctx: JobContext, school_id: str, number: str, winner: str, status: str) -> None:
+def settle_conflict(
+    ctx: JobContext, school_id: str, number: str, winner: str, status: str, seen_at: str = ""
+) -> None:
     """GetCourse changed an order to ``status`` against a stage a manager set moments ago.
 
     ``getcourse`` wins: ``status`` is written back to it (our write of the manager's stage may
@@ -310,7 +324,7 @@ def settle_conflict(ctx: JobContext, school_id: str, number: str, winner: str, s
         # callback, with the status the mirror has, changes nothing)
         write_status(ctx, school, order, wanted)
         fixed = f"статус заказа «{wanted.russian}» оставлен, этап сделки приведён к нему"
-        key = f"status-settle:{school_id}:{number}:{wanted.value}"
+        key = f"status-settle:{school_id}:{number}:{seen_at}"
     else:
         lead_id = crm_notes.lead_of(ctx, school_id, number)
         if lead_id is None:
@@ -321,11 +335,15 @@ def settle_conflict(ctx: JobContext, school_id: str, number: str, winner: str, s
             if lead.status_id is not None
             else None
         )
-        if target is None or setup.mapping.stages.get(order.status) == lead.status_id:
-            return  # the lead stands for no status, or the two agree again
+        if (
+            target is None
+            or order.status in PAID_STATUSES
+            or setup.mapping.stages.get(order.status) == lead.status_id
+        ):
+            return  # the lead stands for no status, money decided, or the two agree again
         _to_platform(ctx, school, order, target)
         fixed = f"статус заказа в GetCourse возвращён на «{target.russian}»"
-        key = f"status-settle:{school_id}:{number}:{order.status.value}:{target.value}"
+        key = f"status-settle:{school_id}:{number}:{seen_at}"
     note_once(
         ctx,
         school_id,
