@@ -6,16 +6,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+from schoolsync.connectors.http import Endpoint, build_client
+from schoolsync.connectors.sheets.auth import ServiceAccountTokens
+from schoolsync.connectors.sheets.client import SheetsClient
+from schoolsync.core.config import AppConfig
 from schoolsync.core.db.tables import payments as payments_table
 from schoolsync.core.domain import Money
 from schoolsync.core.errors import NotFoundError
 from schoolsync.core.stores import reconcile as findings
 from schoolsync.core.stores.payments import MANUAL, NewPayment
+from schoolsync.sync_jobs.platforms import SheetsSetup
 from schoolsync.sync_jobs.services.reconcile import resolve, run_reconciliation
 from tests.sync_jobs.test_payments import SCHOOL, Setup, record, setup, transfer
 
@@ -169,3 +176,45 @@ def test_a_payment_the_ledger_holds_on_another_order_is_left_to_a_person(setup: 
     with setup.db.read() as conn:
         (item,) = findings.listing(conn, SCHOOL.id)
     assert item["kind"] == "matched" and "on order 777" in item["explanation"]
+
+
+def test_the_findings_go_to_the_report_sheet_once_a_day(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = str(setup.gc.base_url).removesuffix("/getcourse/").removesuffix("/getcourse")
+    sheets = httpx.Client(base_url=f"{base}/sheets", timeout=10)
+    sheets.post("/_sandbox/spreadsheets", json={"id": "report-sheet-1", "tabs": {"Сверка": []}})
+    key_file = tmp_path / "sheets-key.json"
+    key_file.write_text(sheets.get("/_sandbox/key-file").text)
+    endpoint = Endpoint("sheets", "sandbox")
+    client = SheetsClient(
+        build_client(f"{base}/sheets", timeout=5),
+        endpoint,
+        ServiceAccountTokens(key_file, endpoint=endpoint),
+    )
+    assert setup.ctx.platforms is not None
+    setup.ctx.platforms.schools[SCHOOL.id].sheets = SheetsSetup(account="sandbox", client=client)
+    with_report = SCHOOL.model_copy(
+        update={"rules": {"reconciliation": {"report": {"spreadsheet": "report-sheet-1"}}}}
+    )
+    monkeypatch.setattr(setup.ctx, "config", AppConfig(schools=[with_report]))
+    record(
+        setup.ctx,
+        SCHOOL.id,
+        NewPayment(
+            source="bank_transfer",
+            external_id="bank:2",
+            amount=Money(amount=Decimal("555")),
+            kind=MANUAL,
+            paid_at=T0,
+        ),
+    )
+
+    run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=1))
+    run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=2))  # the same day
+
+    rows = [
+        r for r in sheets.get("/_sandbox/spreadsheets/report-sheet-1").json()["tabs"]["Сверка"] if r
+    ]
+    assert len(rows) == 1
+    assert rows[0][2] == "платёж без заказа" and rows[0][3] == "1" and rows[0][8] == "open"
