@@ -66,12 +66,13 @@ def pairwise(
     del now  # no doubles or unpaid orders here
     early, window = rules.early_hours * 3600, rules.window_days * 86400
     name_window = rules.name_window_days * 86400
+    reference_window = max(window, rules.reference_window_days * 86400)
     prepared = [
         (o, email_key(o.email), phone_key(o.phone), names.parse_name(o.name)) for o in orders
     ]
     verdicts = []
     for p in payments:
-        references = set(reference_keys(p.reference))
+        references = set(reference_keys(p.reference, min_digits=rules.reference_min_digits))
         email, phone, payer = email_key(p.email), phone_key(p.phone), names.parse_name(p.payer_name)
         scored: list[tuple[float, str]] = []
         for order, order_email, order_phone, order_name in prepared:
@@ -81,7 +82,7 @@ def pairwise(
                 continue
             delay = (p.paid_at - order.created_at).total_seconds()
             referenced = order.order_id in references
-            if not referenced and not -early <= delay <= window:
+            if not -early <= delay <= (reference_window if referenced else window):
                 continue
             similarity = names.similarity(payer, order_name) if payer and order_name else 0.0
             if referenced:

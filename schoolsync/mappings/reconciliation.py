@@ -86,7 +86,11 @@ def payment_in(row: Any) -> PaymentIn | None:
 
 
 def order_in(order: Order, *, unpaid_orders: bool) -> OrderIn | None:
-    """A mirrored order as the engine reads it; ``None`` without a cost or a creation time."""
+    """A mirrored order as the engine reads it; ``None`` without a cost or a creation time.
+
+    The name is the customer's last and first name only (``Customer.full_name`` falls back to
+    the email or phone, whose parts would become surnames: ``mail``, ``ru``); ``None`` without
+    either."""
     if order.cost is None or order.created_at is None:
         return None
     try:
@@ -94,12 +98,13 @@ def order_in(order: Order, *, unpaid_orders: bool) -> OrderIn | None:
     except ValueError:
         return None
     customer = order.customer
+    name = " ".join(part for part in (customer.last_name, customer.first_name) if part)
     return OrderIn(
         order_id=order.number,
         created_at=order.created_at,
         email=customer.email,
         phone=customer.phone,
-        name=customer.full_name,
+        name=name or None,
         product=order.product,
         amount_minor=amount,
         currency=order.cost.currency,

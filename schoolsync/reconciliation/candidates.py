@@ -7,10 +7,13 @@ payment's candidates are the orders that share evidence with it; each becomes an
 ``fits`` when it passes the hard limits (currency, amount, date window) and so could be the
 order it pays, ``near`` otherwise (the same person, another amount: an instalment, a payment
 for several orders, a wrong amount). Fits rank by their rule, strictest first, then by score.
-Names are looked up (in the name index, built on first need) only where no contact (reference,
-email, phone) ties the payment to a live order in the window, whatever the amount: a contact
-says who paid, and a namesake's order must not compete with it. They are also compared to
-separate several fits of one rule.
+Each rule has its date window: ``window_days`` for contacts, the wider reference window for an
+order number, ``name_window_days`` for a name; a contact's order outside its window is kept
+only as a hint for a person (``far``). Names are looked up (in the name index, built on first
+need) only for a payment none of whose contacts (order number, email, phone) is found on any
+order, in the window or not, whatever the amount: a contact says who paid, and a namesake's
+order must not compete with it; and an order whose email or phone differs from the payment's
+is not its order by name. Names are also compared to separate several fits of one rule.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ class Payment:
         "ts",
     )
 
-    def __init__(self, payment: PaymentIn) -> None:
+    def __init__(self, payment: PaymentIn, *, reference_min_digits: int) -> None:
         if payment.paid_at.tzinfo is None:
             raise ValueError(f"payment {payment.payment_id}: paid_at has no timezone")
         if payment.amount_minor <= 0:
@@ -103,7 +106,7 @@ class Payment:
         self.own_email = self.email if payment.source != "paypal" else None
         self.phone = phone_key(payment.phone)
         self.name = payment.payer_name
-        self.references = reference_keys(payment.reference)
+        self.references = reference_keys(payment.reference, min_digits=reference_min_digits)
         self.manual = payment.kind == "manual"
 
 
@@ -122,11 +125,13 @@ class Edge:
 @dataclass(slots=True)
 class Assessment:
     """A payment's candidates: ``fits`` best first (all at or above the minimum score),
-    ``weak`` fitting ones under it, ``near`` the same person with another amount or currency."""
+    ``weak`` fitting ones under it, ``near`` the same person with another amount or currency,
+    ``far`` orders of its contacts outside their date window (hints for a person only)."""
 
     fits: list[Edge] = field(default_factory=list)
     weak: list[Edge] = field(default_factory=list)
     near: list[Edge] = field(default_factory=list)
+    far: list[Edge] = field(default_factory=list)
 
 
 class Index:
@@ -139,7 +144,9 @@ class Index:
         self.rule_for = [
             next((r for r in self.enabled if r.needs & bits), None) for bits in range(16)
         ]
+        self.contacts = sum(r.needs for r in self.enabled if r.needs != Evidence.NAME)
         self.window = rules.window_days * DAY
+        self.reference_window = max(rules.reference_window_days * DAY, self.window)
         self.name_window = rules.name_window_days * DAY
         self.early = rules.early_hours * HOUR
         self.by_id: dict[str, int] = {}
@@ -177,7 +184,7 @@ class Index:
             self.name_rule is not None
             and payment.name
             and not result.near
-            and all(self.orders[edge.order].dead for edge in fits)
+            and not any(bits & self.contacts for bits in evidence.values())
         ):
             payer = names.parse_name(payment.name)
             if payer is not None:
@@ -209,10 +216,12 @@ class Index:
 
     def _contact_edge(self, payment: Payment, i: int, evidence: int, result: Assessment) -> bool:
         """Adds the edge to ``fits`` or ``near``; ``False`` when it is neither (out of the
-        window, or only a disabled rule would take it: names may still)."""
+        window: then to ``far``; or only a disabled rule would take it)."""
         order = self.orders[i]
         delay = payment.ts - order.ts
-        if not (-self.early <= delay <= self.window or evidence & Evidence.REFERENCE):
+        window = self.reference_window if evidence & Evidence.REFERENCE else self.window
+        if not -self.early <= delay <= window:
+            result.far.append(Edge(i, evidence, delay))
             return False
         edge = Edge(i, evidence, delay)
         if payment.currency == order.currency and self.rules.amount_fits(
@@ -239,8 +248,10 @@ class Index:
         near = self._named(payer, payment.ts - self.name_window, payment.ts + self.early)
         for i in sorted(near - seen):
             order = self.orders[i]
-            if order.currency == payment.currency and self.rules.amount_fits(
-                payment.amount, order.amount
+            if (
+                order.currency == payment.currency
+                and self.rules.amount_fits(payment.amount, order.amount)
+                and not self._contradicts(payment, order)
             ):
                 similarity = self._similarity(payer, i)
                 if similarity >= minimum:
@@ -255,11 +266,28 @@ class Index:
             self._named(payer, payment.ts - self.window, payment.ts + self.early) - seen
         ):
             order = self.orders[i]
-            if order.currency == payment.currency and payment.amount < order.amount:
+            if (
+                order.currency == payment.currency
+                and payment.amount < order.amount
+                and not self._contradicts(payment, order)
+            ):
                 similarity = self._similarity(payer, i)
                 if similarity >= minimum:
                     delay = payment.ts - order.ts
                     result.near.append(Edge(i, Evidence.NAME, delay, name_similarity=similarity))
+
+    def _contradicts(self, payment: Payment, order: Order) -> bool:
+        """The order has an email or a phone, the payment another one (each where its rule is
+        enabled): not the payer's order, whatever the name says."""
+        return bool(
+            self.contacts & Evidence.EMAIL
+            and payment.own_email is not None
+            and order.email not in (None, payment.own_email)
+        ) or bool(
+            self.contacts & Evidence.PHONE
+            and payment.phone is not None
+            and order.phone not in (None, payment.phone)
+        )
 
     def _named(self, name: names.PersonName, low: float, high: float) -> set[int]:
         """Orders created between ``low`` and ``high`` whose surname shares a key with one of

@@ -7,7 +7,12 @@ import re
 
 _NOT_DIGIT = re.compile(r"\D")
 _REFERENCE_WORD = re.compile(r"[^\W_]+(?:[-_][^\W_]+)*")
-_DIGITS = re.compile(r"\d{4,}")
+# a number that says it is an order's: after заказ/order (and №, N, No, номер), or after № or #
+_ORDER_NUMBER = re.compile(
+    r"(?:заказ\w*|зак\.|order)\s*(?:№|#|n|no\.?|nr\.?|номер)?\s*:?\s*(\d+)(?!\d)"
+    r"|(?:[№#]|(?<![^\W\d_])(?:n|no\.?|nr\.?)(?=[\s\d]))\s*(\d+)(?!\d)",
+    re.IGNORECASE,
+)
 
 
 def email_key(raw: str | None) -> str | None:
@@ -31,11 +36,23 @@ def phone_key(raw: str | None) -> str | None:
     return digits if len(digits) >= 10 else None
 
 
-def reference_keys(raw: str | None) -> tuple[str, ...]:
-    """What in a payment's reference may be an order id: the whole text, each word
-    (``gc-12345``), each run of four or more digits (``Заказ №12345`` -> ``12345``)."""
+def reference_keys(raw: str | None, *, min_digits: int) -> tuple[str, ...]:
+    """What in a payment's reference may be an order id: the whole text (a provider's order
+    id, a number a person chose), each word mixing letters and at least ``min_digits`` digits
+    (``gc-12345``), and each number of at least ``min_digits`` digits that the text says is an
+    order's (``Заказ №12345``, ``order #12345``, ``N 12345``). Other numbers are not: a year
+    (``за март 2026``), a count (``за 2 урока``), an amount."""
     if not raw or not raw.strip():
         return ()
     text = raw.strip()
-    keys = dict.fromkeys([text, *_REFERENCE_WORD.findall(text), *_DIGITS.findall(text)])
-    return tuple(keys)
+    words = [
+        word
+        for word in _REFERENCE_WORD.findall(text)
+        if not word.isdigit() and sum(ch.isdigit() for ch in word) >= min_digits
+    ]
+    numbers = [
+        number
+        for match in _ORDER_NUMBER.finditer(text)
+        if len(number := match.group(1) or match.group(2)) >= min_digits
+    ]
+    return tuple(dict.fromkeys([text, *words, *numbers]))

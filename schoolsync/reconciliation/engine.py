@@ -4,19 +4,25 @@ The order of decisions, strictest first:
 
 1. each payment's candidates (``candidates.Index.assess``): the orders that fit (hard limits
    passed, scored by the strictest rule their evidence meets) and the near ones;
-2. the best fit, unless another of the same rule is within ``ambiguity_margin``
-   (``ambiguous``, never a guess), the best is a false or cancelled order, or the amount
-   (less a fee) also pays it together with other orders of the same contact;
+2. the best fit, unless its order number names another live order (the payment goes on as if
+   it fitted none: step 4), the best is by order number and the payer's email or phone is on
+   another fitting order but not on this one (``ambiguous``), another of the same rule is
+   within ``ambiguity_margin`` (``ambiguous``, never a guess), the best is a false or
+   cancelled order, or the amount (less a fee) also pays it together with other orders of the
+   same contact;
 3. per order, the payments that chose it: the first automatic one (else the first manual) is
    ``matched``; a manual one next to an automatic one is ``duplicate_manual`` once
    ``manual_grace_hours`` have passed since it (the handbook: check again a day later, remove
-   the manual one), ``matched`` with a note before, and ``overpaid`` when only a name ties it
-   and the automatic payment was there first; any further payment is ``overpaid``;
-   a tie by a contact between orders all but one of which are paid by other payments of its
-   kind goes to that one (a returning client's second order of the same course);
+   the manual one) and only if the automatic one's evidence is at least as strict as its own
+   (else ``ambiguous``: a person decides which is the double), ``matched`` with a note before,
+   and ``overpaid`` when only a name ties it and the automatic payment was there first; any
+   further payment is ``overpaid``; a tie by a contact between orders all but one of which are
+   paid by other payments (of either kind) goes to that one (a returning client's second order
+   of the same course);
 4. payments with no fit: several paying one order together (``instalment``), one paying several
    orders of the same contact (``several_orders``), then ``amount_mismatch`` (the contact or the
-   reference is clear, the amount is not), else ``unmatched_payment``;
+   reference is clear, the amount is not; an order number wins over the order the amount
+   fits, which is named as a candidate), else ``unmatched_payment``;
 5. orders marked paid by hand that no verdict names, ``manual_grace_hours`` after they were
    created: ``unpaid_order``.
 
@@ -47,14 +53,17 @@ from schoolsync.reconciliation.models import (
 from schoolsync.reconciliation.rules import (
     CONTACT,
     INSTALMENT,
+    RULES,
     SEVERAL_ORDERS,
     Evidence,
     ReconcileRules,
+    Rule,
     strictest_rule,
     weakest_rule,
 )
 
 MAX_SEVERAL_CANDIDATES = 8  # orders of one contact tried in combinations for one payment
+PERSONAL = Evidence.EMAIL | Evidence.PHONE  # the payer's own contacts
 _Record = TypeVar("_Record", Order, Payment)
 _TIME, _ID = attrgetter("ts"), attrgetter("id")
 
@@ -90,7 +99,8 @@ class _Run:
         now: float,
     ) -> None:
         self.orders = _by_time(list(map(Order, orders)))
-        self.payments = _by_time(list(map(Payment, payments)))
+        digits = rules.reference_min_digits
+        self.payments = _by_time([Payment(p, reference_min_digits=digits) for p in payments])
         _unique("order", [o.id for o in self.orders])
         _unique("payment", [p.id for p in self.payments])
         self.rules = rules
@@ -110,8 +120,16 @@ class _Run:
         margin = self.rules.ambiguity_margin
         for pi, assessment in enumerate(assessments):
             fits = assessment.fits
-            if not fits:
+            if not fits or self._named_elsewhere(fits[0], assessment):
                 rest.append(pi)
+            elif against := self._contacts_against(fits):
+                named = self.orders[fits[0].order].id
+                others = explain.ids([self.orders[edge.order].id for edge in against])
+                text = (
+                    f"its order number names order {named}, its email or phone another order "
+                    f"that fits ({others}); a person chooses"
+                )
+                self._ambiguous(pi, [fits[0], *against], text=text)
             elif len(fits) > 1 and _close(fits[0], fits[1], margin):
                 tied.append((pi, [edge for edge in fits if _close(fits[0], edge, margin)]))
             elif self.orders[fits[0].order].dead:
@@ -136,6 +154,22 @@ class _Run:
 
     # --- a payment that fits one order best ----------------------------------------------
 
+    def _named_elsewhere(self, best: Edge, assessment: Assessment) -> bool:
+        """The best fit is not by order number, and the payment's order number names another
+        live order (whose cost it does not pay): not for the amount or a contact to overrule."""
+        return best.rule is not RULES[0] and any(
+            edge.evidence & Evidence.REFERENCE and not self.orders[edge.order].dead
+            for edge in assessment.near
+        )
+
+    def _contacts_against(self, fits: list[Edge]) -> list[Edge]:
+        """Where the best fit is by order number alone (none of the payer's email or phone is
+        on that order), the other live orders that fit by the payer's email or phone."""
+        best = fits[0]
+        if best.rule is not RULES[0] or best.evidence & PERSONAL:
+            return []
+        return [e for e in fits[1:] if e.evidence & PERSONAL and not self.orders[e.order].dead]
+
     def _settle(self, oi: int, claims: list[tuple[int, Edge]]) -> None:
         """The payments whose best fit is order ``oi``, in time order."""
         automatic = [(pi, edge) for pi, edge in claims if not self.payments[pi].manual]
@@ -151,6 +185,7 @@ class _Run:
         if not automatic:
             return
         auto = self.payments[first_pi]
+        assert first_edge.rule is not None
         for pi, edge in manual:
             payment = self.payments[pi]
             assert edge.rule is not None
@@ -162,6 +197,16 @@ class _Run:
                 )
                 self._verdict(pi, VerdictKind.OVERPAID, edge, text)
             elif self.now >= payment.ts + self.grace and auto.ts <= self.now:
+                if _looser(first_edge.rule, edge.rule):
+                    # the automatic payment may be someone else's: a person decides
+                    text = (
+                        f"order {self.orders[oi].id} fits ({self._fit_text(pi, edge)}), and "
+                        f"automatic payment {auto.id} is tied to it by looser evidence "
+                        f"({first_edge.rule.says}): a person decides whether this manual "
+                        "payment is a double"
+                    )
+                    self._ambiguous(pi, [edge], text=text)
+                    continue
                 text = (
                     f"order {self.orders[oi].id} was also paid automatically by payment {auto.id} "
                     f"({auto.source.source}, {_apart(auto.ts - payment.ts)} this one): "
@@ -169,30 +214,29 @@ class _Run:
                 )
                 self._verdict(pi, VerdictKind.DUPLICATE_MANUAL, edge, text)
             else:
+                then = (
+                    "a person decides whether this manual one is a double"
+                    if _looser(first_edge.rule, edge.rule)
+                    else "this manual one is a duplicate"
+                )
                 text = (
                     f"{self._fit_text(pi, edge)}; automatic payment {auto.id} came for the same "
-                    f"order too: this manual one is a duplicate if both still stand "
+                    f"order too: {then} if both still stand "
                     f"{self.rules.manual_grace_hours:g} h after it"
                 )
                 self._verdict(pi, VerdictKind.MATCHED, edge, text)
 
     def _untie(self, tied: list[tuple[int, list[Edge]]]) -> None:
         """A payment tied by a contact between orders of which all but one are paid by other
-        payments of its kind pays that one (a returning client's second order for the same
-        course). Not by a name alone, and not across kinds: a manual payment next to an
-        automatic one may be the handbook's double. The rest stay ambiguous. Repeated while it
-        settles anything, in time order."""
+        payments pays that one (a returning client's second order for the same course). Not by
+        a name alone; an order paid by a payment of the other kind is taken too (a manual
+        payment is not removed as a double on a tie). The rest stay ambiguous. Repeated while
+        it settles anything, in time order."""
         progress = True
         while progress:
             progress, still = False, []
             for pi, edges in tied:
-                manual = self.payments[pi].manual
-                free = [
-                    edge
-                    for edge in edges
-                    if edge.order not in self.paid
-                    or self.payments[self.paid[edge.order]].manual != manual
-                ]
+                free = [edge for edge in edges if edge.order not in self.paid]
                 if len(free) == 1 and edges[0].rule is not None and edges[0].rule.name != "name":
                     claims = self.claims.setdefault(free[0].order, [])
                     claims.append((pi, free[0]))
@@ -373,6 +417,7 @@ class _Run:
         options = referenced or (
             [edge for edge in contact if edge.order not in self.paid] or contact
         )
+        fitting = [edge for edge in assessment.fits if edge.order not in {e.order for e in options}]
         if len(options) == 1:
             edge = options[0]
             order = self.orders[edge.order]
@@ -382,6 +427,11 @@ class _Run:
             )
             if edge.order in self.paid:
                 text += f"; the order is paid already by payment {self.payments[self.paid[edge.order]].id}"
+            if fitting:  # the order number names this order, the amount fits another
+                best = fitting[0]
+                assert best.rule is not None
+                text += f"; its amount fits order {self.orders[best.order].id} ({best.rule.says})"
+                self.named.add(best.order)
             self.named.add(edge.order)
             self.by_payment[pi] = Verdict(
                 payment_ids=(payment.id,),
@@ -390,11 +440,14 @@ class _Run:
                 rule=rule.name,
                 score=rule.base,
                 explanation=text,
+                candidates=(order.id, self.orders[fitting[0].order].id) if fitting else (),
             )
         elif options:
-            self._ambiguous(pi, options, "share a contact with it, none has its amount")
+            self._ambiguous(
+                pi, [*options, *fitting], "share a contact with it, none has its amount"
+            )
         else:
-            hints = sorted(assessment.weak + assessment.near, key=self.index.rank)
+            hints = sorted(assessment.weak + assessment.near + assessment.far, key=self.index.rank)
             listed = list(dict.fromkeys(self.orders[edge.order].id for edge in hints))
             text = "no order fits its contacts, order number, name, amount and dates"
             if listed:
@@ -423,7 +476,8 @@ class _Run:
             explanation=text,
         )
 
-    def _ambiguous(self, pi: int, edges: list[Edge], how: str) -> None:
+    def _ambiguous(self, pi: int, edges: list[Edge], how: str = "", *, text: str = "") -> None:
+        """The standard line says ``N orders <how> (<evidence>): <ids>``; ``text`` replaces it."""
         listed = list(dict.fromkeys(self.orders[edge.order].id for edge in edges))
         self.named.update(edge.order for edge in edges)
         best = edges[0]
@@ -434,7 +488,8 @@ class _Run:
             kind=VerdictKind.AMBIGUOUS,
             rule=rule.name,
             score=min(1.0, best.score),
-            explanation=f"{len(listed)} orders {how} ({rule.says}): {explain.ids(listed)}; a person chooses",
+            explanation=text
+            or f"{len(listed)} orders {how} ({rule.says}): {explain.ids(listed)}; a person chooses",
             candidates=tuple(listed),
         )
 
@@ -463,6 +518,11 @@ def _by_time(records: list[_Record]) -> list[_Record]:
     records.sort(key=_ID)
     records.sort(key=_TIME)
     return records
+
+
+def _looser(one: Rule, other: Rule) -> bool:
+    """``one`` is a looser rule than ``other`` (an email is looser than an order number)."""
+    return RULES.index(one) > RULES.index(other)
 
 
 def _close(best: Edge, other: Edge, margin: float) -> bool:

@@ -8,6 +8,8 @@ The school's ``rules.reconciliation`` block (every key optional)::
         tolerance_minor: 100      # ... and this many minor units off either way (fixed fees)
         window_days: 14           # a payment at most this long after its order
         early_hours: 24           # ... or this long before it (the order was created later)
+        reference_window_days: 31 # a payment naming its order: this long (or window_days if longer)
+        reference_min_digits: 4   # a number in a reference's text: this many digits, after a marker
         name_window_days: 3       # a match by name alone only this close to the order
         name_min_similarity: 0.8
         min_score: 0.45
@@ -27,6 +29,28 @@ contact, the name where names separate candidates) and takes penalties (paid bef
 order, a different email or phone on both sides, an order that is ``false`` or ``cancelled``);
 it is capped at 1 where a verdict reports it. Orders that are ``false`` or ``cancelled`` rank
 after every live one.
+
+An order number is the whole reference (a provider's order id, a number a person chose) or a
+number of at least ``reference_min_digits`` digits after ``№``, ``N``, ``#``, ``заказ`` or
+``order`` in its text (``contacts.reference_keys``: a year, a count of lessons, an amount are
+not); it counts for an order created at most the wider of ``reference_window_days`` and
+``window_days`` before the payment (``early_hours`` after). Evidence that points two ways goes
+to a person, whichever side is stricter: an order number naming another order than the one the
+amount fits (``amount_mismatch`` on the named order, the other as a candidate, or
+``ambiguous``); an order number against the payer's email or phone found on another fitting
+order and not on the named one (``ambiguous``); a manual payment next to an automatic one tied
+to its order by looser evidence (``ambiguous``, not ``duplicate_manual``).
+
+A name alone may give ``matched``, which the service acts on: managers' transfers mostly carry
+nothing else, and a person confirming each is the work this engine is to save (on the
+generator's data a sixth of what is acted on). It does so only where nothing speaks against
+it: never for a payment whose email, phone or order number is found on any order, in the window
+or not (a contact says who paid; a namesake's order must not compete with it), never for an
+order whose email or phone differs from the payment's, only within ``name_window_days``, at
+``name_min_similarity`` or more (0.8: the surname and the given name or its initial both agree;
+a surname alone is 0.76), and ``ambiguity_margin`` ahead of every other order its name finds.
+A stricter similarity buys little: the names wrongly matched are mostly exact namesakes
+(similarity 1), see docs/PERFORMANCE.md.
 """
 
 from __future__ import annotations
@@ -106,6 +130,8 @@ class ReconcileRules(BaseModel):
     tolerance_minor: int = Field(default=100, ge=0)
     window_days: float = Field(default=14, gt=0, le=366)
     early_hours: float = Field(default=24, ge=0, le=24 * 31)
+    reference_window_days: float = Field(default=31, gt=0, le=366)
+    reference_min_digits: int = Field(default=4, ge=1, le=20)
     name_window_days: float = Field(default=3, gt=0, le=366)
     name_min_similarity: float = Field(default=0.8, ge=0.5, le=1)
     min_score: float = Field(default=0.45, ge=0, le=1)

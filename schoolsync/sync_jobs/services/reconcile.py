@@ -118,7 +118,8 @@ def _run(ctx: JobContext, school_id: str, now: datetime) -> RunSummary:
         orders = order_store.orders_where(
             conn,
             school_id,
-            orders_table.c.created_at >= since - timedelta(days=config.window_days),
+            orders_table.c.created_at
+            >= since - timedelta(days=max(config.window_days, config.reference_window_days)),
         )
     payments_in = [p for p in (payment_in(row) for row in rows) if p is not None]
     orders_in = [o for o in (order_in(x, unpaid_orders=config.unpaid_orders) for x in orders) if o]
@@ -136,8 +137,17 @@ def _run(ctx: JobContext, school_id: str, now: datetime) -> RunSummary:
     )
     findings: list[Finding] = []
     # the doubles first: a flagged automatic payment is promoted once its double is gone
+    # what a person decided stands: their payments and the orders those pay are not re-judged
+    by_person = {p for p, row in by_id.items() if row["match_rule"] == PERSON}
+    person_orders = {str(by_id[p]["order_number"]) for p in by_person}
     ordered = sorted(
-        (v for v in result.verdicts if not needs_nothing(v, matched_to)),
+        (
+            v
+            for v in result.verdicts
+            if not needs_nothing(v, matched_to)
+            and not (v.payment_ids and set(v.payment_ids) <= by_person)
+            and not (not v.payment_ids and set(v.order_ids) & person_orders)
+        ),
         key=lambda v: v.kind != VerdictKind.DUPLICATE_MANUAL,
     )
     for verdict in ordered:
@@ -194,6 +204,8 @@ def _cannot_act(verdict: Verdict, by_id: Mapping[str, Any]) -> str:
     person."""
     if len(verdict.order_ids) != 1:
         return "several orders: a person confirms"
+    if verdict.kind == VerdictKind.DUPLICATE_MANUAL and verdict.rule == "name":
+        return "only a name ties them: a person confirms before a payment is taken back"
     order = verdict.order_ids[0]
     for payment_id in verdict.payment_ids:
         row = by_id.get(payment_id)
