@@ -39,6 +39,7 @@ def _logging_as_it_was() -> Iterator[None]:
     for name, was in levels.items():
         logging.getLogger(name).setLevel(was)
 
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
