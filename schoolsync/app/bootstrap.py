@@ -14,6 +14,7 @@ from schoolsync.core.config import AppConfig, load_config
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
+from schoolsync.mappings.alerts import alert_rules
 from schoolsync.mappings.duplicates import duplicate_rules
 from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.mappings.followups import followup_rules
@@ -29,6 +30,7 @@ from schoolsync.sync_jobs.services.crm_push import LANES, PUSH_ACTOR
 from schoolsync.sync_jobs.services.crm_webhooks import process_amocrm_webhook
 from schoolsync.sync_jobs.services.duplicates import DUPLICATES_ACTOR
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR
+from schoolsync.sync_jobs.services.failure_alerts import ALERTS_ACTOR
 from schoolsync.sync_jobs.services.feedback import SURVEY_ACTOR, process_feedback_api
 from schoolsync.sync_jobs.services.followups import FOLLOWUP_ACTOR
 from schoolsync.sync_jobs.services.generic_events import process_generic_event
@@ -138,6 +140,21 @@ class Runtime:
                     Periodic(
                         name="sla-sweep",
                         actor=SLA_ACTOR,
+                        every_s=60,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+            if (
+                found.telegram is not None
+                and school is not None
+                and alert_rules(school).enabled
+                and alert_rules(school).channel in school.channels
+            ):
+                schedule.append(
+                    Periodic(
+                        name="failure-alerts-sweep",
+                        actor=ALERTS_ACTOR,
                         every_s=60,
                         school=school_id,
                         args={"school": school_id},

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import gc
 import getpass
-import json
 import os
 import signal
-import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schoolsync.app.cli_admin import failures_app, inbox_app
 from schoolsync.app.cli_reconcile import reconcile_app
 from schoolsync.app.cli_refunds import refunds_app
 from schoolsync.core.config import ConfigFileError, load_config
 from schoolsync.core.errors import ConfigError, RetryableError
 from schoolsync.core.logging import configure_logging
-from schoolsync.core.pii import mask_text
 from schoolsync.core.settings import Settings
 
 app = typer.Typer(
@@ -31,9 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-failures_app = typer.Typer(help="See what failed and replay it.", no_args_is_help=True)
 app.add_typer(failures_app, name="failures")
-inbox_app = typer.Typer(help="Stored webhooks: replay one.", no_args_is_help=True)
 app.add_typer(inbox_app, name="inbox")
 amocrm_app = typer.Typer(help="Connect and inspect amoCRM accounts.", no_args_is_help=True)
 app.add_typer(amocrm_app, name="amocrm")
@@ -200,165 +195,6 @@ def _check_config_or_exit(settings: Settings) -> Any:
         return load_config(settings.config, blocks=_blocks())
     except ConfigFileError as exc:
         raise _fail(f"the config file has problems:\n{exc}") from None
-
-
-def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"
-
-
-@failures_app.command("list")
-def failures_list(
-    status: Annotated[str, typer.Option(help="open, replaying, resolved, ignored or all")] = "open",
-    school: Annotated[str | None, typer.Option(help="only this school")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows")] = 50,
-) -> None:
-    """List failures, newest first."""
-    from schoolsync.core.db import Database
-    from schoolsync.core.stores import failures
-
-    db = Database(_settings().effective_database_url)
-    with db.read() as conn:
-        rows = failures.listing(
-            conn, status=None if status == "all" else status, school=school, limit=limit
-        )
-    if not rows:
-        console.print(f"no {'' if status == 'all' else status + ' '}failures")
-        return
-    table = Table(title=f"failures ({status})")
-    for column in (
-        "id",
-        "school",
-        "job",
-        "error",
-        "message",
-        "attempts",
-        "status",
-        "last failed (UTC)",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["school"],
-            row["actor"],
-            row["error_class"],
-            mask_text(row["error_message"])[:80],
-            str(row["attempts"]),
-            row["status"],
-            row["last_failed_at"].strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    console.print(table)
-
-
-@failures_app.command("show")
-def failures_show(failure_id: int) -> None:
-    """Show one failure: its input, error and every attempt."""
-    from schoolsync.core.db import Database
-    from schoolsync.core.stores import audit, failures, inbox, jobs
-
-    db = Database(_settings().effective_database_url)
-    with db.read() as conn:
-        row = failures.get(conn, failure_id)
-        if row is None:
-            raise _fail(f"failure {failure_id} does not exist")
-        attempts = jobs.attempts(conn, int(row["job_id"]))
-        trail = audit.for_target(conn, f"failure:{failure_id}")
-        inbox_row = (
-            inbox.get(conn, int(row["args"]["inbox_id"])) if "inbox_id" in row["args"] else None
-        )
-    console.print(
-        f"[bold]failure {row['id']}[/bold]  school={row['school']}  status={row['status']}"
-    )
-    console.print(f"job {row['job_id']}: {row['actor']}({json.dumps(row['args'])})")
-    console.print(f"error: {row['error_class']}: {mask_text(row['error_message'])}", markup=False)
-    if inbox_row is not None:
-        body = bytes(inbox_row["body"]).decode("utf-8", "replace")
-        console.print(
-            f"input: inbox {inbox_row['id']} from {inbox_row['source']} at {inbox_row['received_at']}:\n"
-            f"  {mask_text(body)[:2000]}",
-            markup=False,
-        )
-    table = Table(title="attempts")
-    for column in ("#", "worker", "started", "finished", "outcome", "error"):
-        table.add_column(column)
-    for a in attempts:
-        table.add_row(
-            str(a["attempt"]),
-            str(a["worker"] or "")[:8],
-            str(a["started_at"])[:19],
-            str(a["finished_at"] or "")[:19],
-            str(a["outcome"] or "running"),
-            mask_text(f"{a['error_class'] or ''} {a['error_message'] or ''}".strip())[:80],
-        )
-    console.print(table)
-    for entry in trail:
-        console.print(
-            f"audit: {str(entry['at'])[:19]} {entry['who']} {entry['action']} -> {entry['outcome']}"
-        )
-
-
-@failures_app.command("replay")
-def failures_replay(
-    failure_id: int,
-    wait: Annotated[
-        float, typer.Option(help="seconds to wait for the outcome (0: do not wait)")
-    ] = 60,
-    who: Annotated[str | None, typer.Option(help="name recorded in the audit trail")] = None,
-) -> None:
-    """Run the failed job again from the start, with the same idempotency keys."""
-    from schoolsync.sync_jobs.replay import replay_failure
-
-    runtime = _runtime(_settings())
-    try:
-        ticket = replay_failure(runtime.db, runtime.queue, failure_id, who=who or _who())
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    note = "" if ticket.enqueued else " (Redis unreachable: the relay will send it)"
-    console.print(f"failure {failure_id}: job {ticket.job_id} queued again{note}")
-    _report_outcome(runtime, ticket.audit_id, wait)
-
-
-def _report_outcome(runtime: Any, audit_id: int, wait: float) -> None:
-    """Wait up to ``wait`` seconds for a replayed job's audit entry to settle; exit 1 if it failed."""
-    from schoolsync.core.stores import audit
-
-    deadline = time.monotonic() + wait
-    outcome = audit.PENDING
-    while wait > 0 and time.monotonic() < deadline:
-        with runtime.db.read() as conn:
-            entry = audit.get(conn, audit_id)
-        outcome = entry["outcome"] if entry else audit.PENDING
-        if outcome != audit.PENDING:
-            break
-        time.sleep(0.5)
-    console.print(f"outcome: {outcome}")
-    if outcome == audit.FAILED:
-        raise typer.Exit(1)
-
-
-@inbox_app.command("replay")
-def inbox_replay(
-    inbox_id: int,
-    wait: Annotated[
-        float, typer.Option(help="seconds to wait for the outcome (0: do not wait)")
-    ] = 60,
-    who: Annotated[str | None, typer.Option(help="name recorded in the audit trail")] = None,
-) -> None:
-    """Process a stored webhook again from the start (e.g. after fixing the config)."""
-    from schoolsync.sync_jobs.replay import replay_inbox_event
-
-    runtime = _runtime(_settings())
-    try:
-        ticket = replay_inbox_event(runtime.db, runtime.queue, inbox_id, who=who or _who())
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    note = "" if ticket.enqueued else " (Redis unreachable: the relay will send it)"
-    console.print(f"inbox event {inbox_id}: job {ticket.job_id} queued{note}")
-    _report_outcome(runtime, ticket.audit_id, wait)
 
 
 @app.command()

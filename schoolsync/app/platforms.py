@@ -44,6 +44,7 @@ from schoolsync.core.config import AppConfig, School
 from schoolsync.core.db import Database
 from schoolsync.core.errors import ConfigError
 from schoolsync.core.settings import Settings
+from schoolsync.mappings.alerts import AlertRules
 from schoolsync.mappings.amocrm import AmoCrmMapping
 from schoolsync.mappings.duplicates import DuplicateRules
 from schoolsync.mappings.feedback import FeedbackRules
@@ -84,6 +85,7 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.status_sync": StatusSyncRules,
     "rules.refunds": RefundRules,
     "rules.reconciliation": ReconciliationConfig,
+    "rules.alerts": AlertRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).

@@ -53,6 +53,18 @@ class WorkerSettings(BaseModel):
     shutdown_timeout_ms: int = Field(default=30_000, ge=1_000)
 
 
+class AdminToken(BaseModel):
+    """One admin API token: its name is what the audit trail records as who acted.
+
+    ``viewer`` sees everything with personal data masked and can do nothing; ``operator`` also
+    replays, resolves and ignores. Set as ``SCHOOLSYNC_ADMIN_TOKENS__<NAME>__TOKEN`` and
+    ``SCHOOLSYNC_ADMIN_TOKENS__<NAME>__ROLE``.
+    """
+
+    token: SecretStr = Field(min_length=16)
+    role: Literal["viewer", "operator"] = "viewer"
+
+
 class Settings(BaseSettings):
     """Everything a process needs to start; nothing here is personal data."""
 
@@ -89,7 +101,17 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        description="bearer token for /admin/api/* (the admin API is off without it)",
+        description=(
+            "bearer token of the operator named 'admin' for /admin/api/* (the admin API is off "
+            "without it and without admin_tokens)"
+        ),
+    )
+    admin_tokens: dict[str, AdminToken] = Field(
+        default_factory=dict,
+        description=(
+            "named admin tokens with their roles (viewer: masked, read only; operator: acts): "
+            "SCHOOLSYNC_ADMIN_TOKENS__ANNA__TOKEN=..., SCHOOLSYNC_ADMIN_TOKENS__ANNA__ROLE=operator"
+        ),
     )
 
     environment: str = "development"

@@ -10,6 +10,7 @@ import dramatiq
 from schoolsync.core.errors import RetryableError
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.names import PROCESS_INBOX_BATCH, PROCESS_INBOX_EVENT
+from schoolsync.sync_jobs.services.bulk_replay import BULK_REPLAY_ACTOR, run_bulk_replay
 from schoolsync.sync_jobs.services.crm_push import (
     PUSH_ACTOR,
     RESEND_ACTOR,
@@ -18,6 +19,7 @@ from schoolsync.sync_jobs.services.crm_push import (
 )
 from schoolsync.sync_jobs.services.duplicates import DUPLICATES_ACTOR, duplicates_sweep
 from schoolsync.sync_jobs.services.export_sync import EXPORT_ACTOR, export_sync
+from schoolsync.sync_jobs.services.failure_alerts import ALERTS_ACTOR, failure_alerts_sweep
 from schoolsync.sync_jobs.services.feedback import (
     SURVEY_ACTOR,
     SURVEY_ROW_ACTOR,
@@ -117,6 +119,14 @@ def _settle_conflict(
     settle_conflict(ctx, school, number, winner, status, seen_at)
 
 
+def _failure_alerts_sweep(ctx: JobContext, *, school: str) -> None:
+    failure_alerts_sweep(ctx, school)
+
+
+def _bulk_replay(ctx: JobContext, *, bulk_id: int) -> None:
+    run_bulk_replay(ctx, bulk_id)
+
+
 def _reconcile(ctx: JobContext, *, school: str) -> None:
     run_reconciliation(ctx, school)
 
@@ -141,6 +151,8 @@ HANDLERS: dict[str, Callable[..., None]] = {
     FOLLOWUP_ACTOR: _followups_sweep,
     STATUS_SETTLE_ACTOR: _settle_conflict,
     RECONCILE_ACTOR: _reconcile,
+    BULK_REPLAY_ACTOR: _bulk_replay,
+    ALERTS_ACTOR: _failure_alerts_sweep,
 }
 
 

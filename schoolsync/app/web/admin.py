@@ -1,7 +1,9 @@
 """``/admin/api/*``: what admins and other systems send in by hand (grows with issue 8).
 
-Every route needs ``Authorization: Bearer <SCHOOLSYNC_ADMIN_TOKEN>`` (compared in constant time);
-without a configured token the admin API answers 404. Input is stored in the inbox before the
+Every route needs ``Authorization: Bearer <token>`` of an operator (``admin_auth``: the named
+``SCHOOLSYNC_ADMIN_TOKENS`` or the single ``SCHOOLSYNC_ADMIN_TOKEN``, compared in constant time;
+a viewer gets 403); without a configured token the admin API answers 404. The admin console's
+routes (failures, replays, inbox, reconciliation queue, audit) are in ``admin_console``. Input is stored in the inbox before the
 answer, like a webhook, and processed by a job. Refund requests and confirmations (W9) are
 answered with their outcome instead (the request id, or why there is nothing to refund); what
 follows a confirmation is a job.
@@ -10,15 +12,18 @@ follows a confirmation is a job.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import uuid
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schoolsync.app.platforms import build_platforms
+from schoolsync.app.web.admin_auth import authenticator, require_operator
+from schoolsync.app.web.admin_console import bearer, console_router
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.core.config import AppConfig
 from schoolsync.core.domain import Money
@@ -134,8 +139,10 @@ def admin_router(
     *,
     context: JobContext | None = None,
 ) -> APIRouter:
-    """``context`` is the jobs' context (refunds); by default one over the writer's database
-    and queue."""
+    """``context`` is the jobs' context (refunds, replays, dry runs, the reconciliation
+    queue); by default one over the writer's database and queue, with the platforms of
+    ``config`` (a dry run maps orders with the school's mappings; nothing connects until used).
+    """
     router = APIRouter(prefix="/admin/api", tags=["admin"])
     ctx = context or JobContext(
         config=config,
@@ -143,20 +150,23 @@ def admin_router(
         queue=writer.job_queue,
         jobs=settings.jobs,
         data_dir=settings.data_dir,
+        platforms=build_platforms(
+            settings,
+            config,
+            writer.db,
+            writer.job_queue.broker.client,
+            sandbox=bool(settings.sandbox),
+        ),
     )
 
-    def operator(authorization: Annotated[str | None, Header()] = None) -> None:
-        token = settings.admin_token
-        if token is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "the admin API is off")
-        scheme, _, given = (authorization or "").partition(" ")
-        expected = token.get_secret_value().encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid admin token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    authenticate = authenticator(settings)
+    router.include_router(console_router(settings, ctx, prefix=""))
+
+    def operator(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+        require_operator(authenticate(header))
 
     @router.post(
         "/feedback",

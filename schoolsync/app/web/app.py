@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from schoolsync import __version__
 from schoolsync.app.bootstrap import FEEDBACK_API_SOURCE, PAYMENTS_API_SOURCE, Runtime
 from schoolsync.app.web.admin import admin_router
+from schoolsync.app.web.admin_pages import pages_router
 from schoolsync.app.web.health import health_router
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.app.web.metrics import build_registry
@@ -59,9 +60,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health_router(runtime.db, runtime.broker))
     app.include_router(
         admin_router(
-            runtime.settings, runtime.config, writer, FEEDBACK_API_SOURCE, PAYMENTS_API_SOURCE
+            runtime.settings,
+            runtime.config,
+            writer,
+            FEEDBACK_API_SOURCE,
+            PAYMENTS_API_SOURCE,
+            context=runtime.context,
         )
     )
+
+    app.include_router(pages_router(runtime.settings, runtime.context))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -163,6 +163,7 @@ audit = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("job_id", sa.BigInteger()),
     sa.Column("finished_at", Timestamp),
+    sa.Index("ix_audit_target", "target"),  # a failure's trail: target "failure:N"
 )
 
 schedule_slots = sa.Table(
@@ -398,4 +399,28 @@ refund_requests = sa.Table(
     sa.Column("confirmed_at", Timestamp),
     sa.Column("finished_at", Timestamp),
     sa.Index("ix_refund_requests_order", "school", "order_number"),
+)
+
+bulk_replays = sa.Table(
+    "bulk_replays",
+    metadata,
+    # W14: "replay every open failure matching this filter", run by a job, with its progress;
+    # a person may cancel it (the job looks at ``cancel_requested`` between chunks)
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),  # the filter's school, or SYSTEM_SCHOOL for every school
+    sa.Column("who", sa.String(120), nullable=False),
+    sa.Column("filter", JSONType, nullable=False),
+    # queued -> running -> done | cancelled | failed
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("total", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("done", sa.Integer(), nullable=False, server_default="0"),  # queued again
+    sa.Column("skipped", sa.Integer(), nullable=False, server_default="0"),  # no longer open
+    sa.Column("last_failure_id", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("max_failure_id", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("job_id", sa.BigInteger()),
+    sa.Column("error", sa.Text()),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp),
+    sa.Column("finished_at", Timestamp),
 )

@@ -61,3 +61,41 @@ def for_target(conn: Connection, target: str) -> list[RowMapping]:
             sa.select(audit).where(audit.c.target == target).order_by(audit.c.id)
         ).mappings()
     )
+
+
+def search(
+    conn: Connection,
+    *,
+    school: str | None = None,
+    who: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    outcome: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> tuple[list[RowMapping], int | None]:
+    """One page of the trail, newest first, and the ``before_id`` of the next page (``None``
+    after the last). ``target`` matches exactly, or by prefix when it ends with ``:``
+    (``failure:`` is every failure's trail)."""
+    c = audit.c
+    query = sa.select(audit)
+    if school:
+        query = query.where(c.school == school)
+    if who:
+        query = query.where(c.who == who)
+    if action:
+        query = query.where(c.action == action)
+    if outcome:
+        query = query.where(c.outcome == outcome)
+    if target:
+        query = query.where(
+            c.target.startswith(target, autoescape=True)
+            if target.endswith(":")
+            else c.target == target
+        )
+    if before_id is not None:
+        query = query.where(c.id < before_id)
+    rows = list(conn.execute(query.order_by(c.id.desc()).limit(limit + 1)).mappings())
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], int(rows[limit - 1]["id"])

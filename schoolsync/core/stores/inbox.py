@@ -103,3 +103,43 @@ def get_many(conn: Connection, inbox_ids: Sequence[int]) -> list[RowMapping]:
 def listing(conn: Connection, *, limit: int = 1000) -> list[RowMapping]:
     """The newest events first (for the CLI, the admin pages and tests)."""
     return list(conn.execute(sa.select(inbox).order_by(inbox.c.id.desc()).limit(limit)).mappings())
+
+
+def search(
+    conn: Connection,
+    *,
+    school: str | None = None,
+    source: str | None = None,
+    status: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> tuple[list[RowMapping], int | None]:
+    """One page of events, newest first, without their bodies, and the ``before_id`` of the
+    next page (``None`` after the last). ``status`` is received (not processed yet),
+    processed or rejected (failed verification or parsing: never processed)."""
+    c = inbox.c
+    query = sa.select(*(col for col in inbox.c if col.name != "body"))
+    if school:
+        query = query.where(c.school == school)
+    if source:
+        query = query.where(c.source == source)
+    if status:
+        query = query.where(c.status == status)
+    if before_id is not None:
+        query = query.where(c.id < before_id)
+    rows = list(conn.execute(query.order_by(c.id.desc()).limit(limit + 1)).mappings())
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], int(rows[limit - 1]["id"])
+
+
+def count_since(conn: Connection, since: datetime, *, school: str | None = None) -> dict[str, int]:
+    """Events received since ``since``, by status."""
+    query = (
+        sa.select(inbox.c.status, sa.func.count())
+        .where(inbox.c.received_at >= since)
+        .group_by(inbox.c.status)
+    )
+    if school:
+        query = query.where(inbox.c.school == school)
+    return {str(s): int(n) for s, n in conn.execute(query)}
