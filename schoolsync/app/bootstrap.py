@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from dramatiq.middleware import Retries
 
-from schoolsync.app.platforms import CONFIG_BLOCKS, build_platforms, webhook_sources, with_sandbox
+from schoolsync.app.platforms import (
+    CONFIG_BLOCKS,
+    build_mailers,
+    build_platforms,
+    webhook_sources,
+    with_sandbox,
+)
 from schoolsync.app.redis_embedded import embedded_url_file
 from schoolsync.connectors.generic.webhooks import GenericWebhook
 from schoolsync.connectors.inbound import WebhookSource
@@ -18,6 +24,8 @@ from schoolsync.mappings.alerts import alert_rules
 from schoolsync.mappings.duplicates import duplicate_rules
 from schoolsync.mappings.feedback import feedback_rules
 from schoolsync.mappings.followups import followup_rules
+from schoolsync.mappings.reports import report_rules
+from schoolsync.mappings.sessions import session_rules
 from schoolsync.mappings.sla import sla_rules
 from schoolsync.sync_jobs.actors import register_actors
 from schoolsync.sync_jobs.broker import LedgerBroker, build_broker
@@ -47,6 +55,8 @@ from schoolsync.sync_jobs.services.provider_payments import (
 )
 from schoolsync.sync_jobs.services.reconcile import RECONCILE_ACTOR
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR
+from schoolsync.sync_jobs.services.reports import REPORTS_ACTOR
+from schoolsync.sync_jobs.services.sessions import SESSIONS_ACTOR
 from schoolsync.sync_jobs.services.sla import SLA_ACTOR
 from schoolsync.sync_jobs.services.telegram_inbound import process_telegram_update
 from schoolsync.sync_jobs.services.telegram_updates import POLL_ACTOR
@@ -171,6 +181,35 @@ class Runtime:
                         args={"school": school_id},
                     )
                 )
+            # W12: the tick runs what is due (yesterday after daily_at, Monday: the week) once
+            if school is not None and (
+                report_rules(school).spreadsheet is not None
+                or report_rules(school).channel in school.channels
+            ):
+                schedule.append(
+                    Periodic(
+                        name="reports",
+                        actor=REPORTS_ACTOR,
+                        every_s=600,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
+            # W13: sessions from amoCRM or a sheet, reminders 24 h and 1 h before
+            sessions = session_rules(school) if school is not None else None
+            if sessions is not None and (
+                (sessions.source == "amocrm" and found.amocrm is not None)
+                or (sessions.source == "sheet" and found.sheets is not None)
+            ):
+                schedule.append(
+                    Periodic(
+                        name="sessions-sweep",
+                        actor=SESSIONS_ACTOR,
+                        every_s=sessions.every_s,
+                        school=school_id,
+                        args={"school": school_id},
+                    )
+                )
             if found.getcourse is not None and school is not None:
                 schedule.append(
                     Periodic(
@@ -250,5 +289,10 @@ def build_runtime(settings: Settings, *, with_actors: bool = False) -> Runtime:
         ),
     )
     if with_actors:
-        register_actors(broker, context, time_limit_ms=settings.jobs.time_limit_ms)
+        register_actors(
+            broker,
+            context,
+            time_limit_ms=settings.jobs.time_limit_ms,
+            mailers=build_mailers(settings, config, sandbox=bool(settings.sandbox)),
+        )
     return Runtime(settings, config, db, broker, queue, context)

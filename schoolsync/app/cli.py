@@ -18,6 +18,7 @@ from rich.table import Table
 from schoolsync.app.cli_admin import failures_app, inbox_app
 from schoolsync.app.cli_reconcile import reconcile_app
 from schoolsync.app.cli_refunds import refunds_app
+from schoolsync.app.cli_reports import report_app
 from schoolsync.core.config import ConfigFileError, load_config
 from schoolsync.core.errors import ConfigError, RetryableError
 from schoolsync.core.logging import configure_logging
@@ -42,6 +43,7 @@ payments_app = typer.Typer(
 app.add_typer(payments_app, name="payments")
 app.add_typer(refunds_app, name="refunds")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(report_app, name="report")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -34,6 +34,8 @@ from schoolsync.connectors.robokassa.webhooks import RobokassaRoute, RobokassaWe
 from schoolsync.connectors.sheets.auth import ServiceAccountTokens
 from schoolsync.connectors.sheets.client import SheetsClient
 from schoolsync.connectors.sheets.config import SheetsAccount
+from schoolsync.connectors.smtp.client import SmtpClient
+from schoolsync.connectors.smtp.config import SmtpAccount
 from schoolsync.connectors.telegram.client import TelegramClient
 from schoolsync.connectors.telegram.config import TelegramAccount
 from schoolsync.connectors.telegram.webhooks import TelegramRoute, TelegramWebhook
@@ -54,6 +56,8 @@ from schoolsync.mappings.notifications import NotificationRules
 from schoolsync.mappings.payments import PaymentRules
 from schoolsync.mappings.reconciliation import ReconciliationConfig
 from schoolsync.mappings.refunds import RefundRules
+from schoolsync.mappings.reports import ReportRules
+from schoolsync.mappings.sessions import SessionRules
 from schoolsync.mappings.sla import SlaRules
 from schoolsync.mappings.status_sync import StatusSyncRules
 from schoolsync.sync_jobs.platforms import (
@@ -86,6 +90,9 @@ CONFIG_BLOCKS: dict[str, type[BaseModel]] = {
     "rules.refunds": RefundRules,
     "rules.reconciliation": ReconciliationConfig,
     "rules.alerts": AlertRules,
+    "rules.reports": ReportRules,
+    "accounts.smtp": SmtpAccount,
+    "rules.sessions": SessionRules,
 }
 
 # The sandboxes' well-known test credentials (not secrets: they open nothing real).
@@ -355,6 +362,25 @@ def build_platforms(
     if secret.missing:
         raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
     return platforms
+
+
+def build_mailers(settings: Settings, config: AppConfig, *, sandbox: bool) -> dict[str, SmtpClient]:
+    """Each school's SMTP account (``accounts.smtp``), by school id. Nothing connects here.
+
+    Raises:
+        ConfigError: naming a password secret the config refers to that the environment lacks.
+    """
+    secret = SecretLookup(settings, sandbox=sandbox)
+    mailers: dict[str, SmtpClient] = {}
+    for school in config.schools:
+        block = school.block("accounts.smtp")
+        if block:
+            account = SmtpAccount.model_validate(block)
+            where = f"schools[{school.id}].accounts.smtp.password_env"
+            mailers[school.id] = SmtpClient(account, secret(account.password_env, where) or None)
+    if secret.missing:
+        raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
+    return mailers
 
 
 def _telegram(

@@ -256,6 +256,16 @@ def name_queries(subject: str) -> list[str]:
 _SCORE = re.compile(r"^\s*(\d{1,2})(?:\s*(?:из|/)\s*\d{1,2})?\s*$")
 
 
+def survey_answers(header: Sequence[str], row: Sequence[str]) -> dict[str, str]:
+    """Every answered column of a survey row by its header (what the reports read: CSI's
+    questions, FCR's "solved at the first contact")."""
+    return {
+        name.strip(): row[i].strip()
+        for i, name in enumerate(header)
+        if name.strip() and i < len(row) and row[i].strip()
+    }
+
+
 def survey_draft(
     survey: Survey, header: Sequence[str], row: Sequence[str], *, row_number: int, key: str
 ) -> Draft | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import dramatiq
 
+from schoolsync.connectors.smtp.client import SmtpClient
 from schoolsync.core.errors import RetryableError
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.names import PROCESS_INBOX_BATCH, PROCESS_INBOX_EVENT
@@ -35,6 +37,9 @@ from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR, settle
 from schoolsync.sync_jobs.services.reconcile import RECONCILE_ACTOR, run_reconciliation
 from schoolsync.sync_jobs.services.refunds import REFUND_ACTOR, process_refund
 from schoolsync.sync_jobs.services.relay import RELAY_ACTOR, relay_jobs
+from schoolsync.sync_jobs.services.reports import REPORTS_ACTOR, reports_tick
+from schoolsync.sync_jobs.services.session_emails import send_session_email
+from schoolsync.sync_jobs.services.sessions import EMAIL_ACTOR, SESSIONS_ACTOR, sessions_sweep
 from schoolsync.sync_jobs.services.sla import SLA_ACTOR, sla_sweep
 from schoolsync.sync_jobs.services.status_sync import SETTLE_ACTOR as STATUS_SETTLE_ACTOR
 from schoolsync.sync_jobs.services.status_sync import settle_conflict
@@ -131,6 +136,26 @@ def _reconcile(ctx: JobContext, *, school: str) -> None:
     run_reconciliation(ctx, school)
 
 
+def _reports_tick(ctx: JobContext, *, school: str) -> None:
+    reports_tick(ctx, school)
+
+
+def _sessions_sweep(ctx: JobContext, *, school: str) -> None:
+    sessions_sweep(ctx, school)
+
+
+def _send_session_email(
+    ctx: JobContext,
+    *,
+    mailers: Mapping[str, SmtpClient],
+    school: str,
+    session: str,
+    start: str,
+    kind: str,
+) -> None:
+    send_session_email(ctx, mailers, school, session, start, kind)
+
+
 HANDLERS: dict[str, Callable[..., None]] = {
     PROCESS_INBOX_EVENT: _process_inbox_event,
     PROCESS_INBOX_BATCH: _process_inbox_batch,
@@ -151,8 +176,10 @@ HANDLERS: dict[str, Callable[..., None]] = {
     FOLLOWUP_ACTOR: _followups_sweep,
     STATUS_SETTLE_ACTOR: _settle_conflict,
     RECONCILE_ACTOR: _reconcile,
+    REPORTS_ACTOR: _reports_tick,
     BULK_REPLAY_ACTOR: _bulk_replay,
     ALERTS_ACTOR: _failure_alerts_sweep,
+    SESSIONS_ACTOR: _sessions_sweep,
 }
 
 
@@ -169,12 +196,21 @@ def _honour_retry_after(handler: Callable[..., None], ctx: JobContext) -> Callab
 
 
 def register_actors(
-    broker: dramatiq.Broker, ctx: JobContext, *, time_limit_ms: int
+    broker: dramatiq.Broker,
+    ctx: JobContext,
+    *,
+    time_limit_ms: int,
+    mailers: Mapping[str, SmtpClient] | None = None,
 ) -> dict[str, Any]:
-    """Declare every actor on ``broker`` (never on Dramatiq's global default broker)."""
+    """Declare every actor on ``broker`` (never on Dramatiq's global default broker).
+    ``mailers``: each school's SMTP account (session reminders by e-mail)."""
+    handlers: dict[str, Callable[..., None]] = {
+        **HANDLERS,
+        EMAIL_ACTOR: partial(_send_session_email, mailers=dict(mailers or {})),
+    }
     return {
         name: dramatiq.actor(actor_name=name, broker=broker, time_limit=time_limit_ms)(
             _honour_retry_after(handler, ctx)
         )
-        for name, handler in HANDLERS.items()
+        for name, handler in handlers.items()
     }

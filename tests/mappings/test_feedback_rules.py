@@ -110,3 +110,15 @@ def test_a_bad_score_names_the_row_and_column(score: str) -> None:
 def test_a_column_missing_from_the_sheet_is_named() -> None:
     with pytest.raises(MalformedInputError, match="no column 'Комментарий'"):
         survey_draft(SURVEY, HEADER[:4], ["t", "", "", "5"], row_number=2, key="k")
+
+
+def test_a_survey_rows_answers_are_kept_by_column_for_the_reports() -> None:
+    from schoolsync.mappings.feedback import survey_answers
+
+    header = ["Отметка времени", " Оценка ", "Решили с первого раза?", "Комментарий"]
+    assert survey_answers(header, ["23.11.2026", "9", "да", ""]) == {
+        "Отметка времени": "23.11.2026",
+        "Оценка": "9",
+        "Решили с первого раза?": "да",
+    }
+    assert survey_answers(header, ["1"]) == {"Отметка времени": "1"}  # a short row

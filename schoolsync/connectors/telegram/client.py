@@ -1,6 +1,7 @@
-"""Telegram Bot API client: ``sendMessage``, ``getUpdates``, ``setWebhook``, ``getMe``.
+"""Telegram Bot API client: ``sendMessage``, ``sendPhoto``, ``getUpdates``, ``setWebhook``, ``getMe``.
 
-Every call is ``POST {base_url}/bot<token>/<method>`` with a JSON body. The token is in the URL
+Every call is ``POST {base_url}/bot<token>/<method>`` with a JSON body; ``sendPhoto`` uploads
+the picture as ``multipart/form-data`` (the other parameters as form fields). The token is in the URL
 path, so this client never lets the real request reach an error: a transport failure is reported
 here naming only the method, and a failed answer becomes an error through
 ``connectors.http.error_for`` on a *copy* of the response whose request is ``POST /<method>``.
@@ -58,6 +59,7 @@ from schoolsync.core.errors import (
 from schoolsync.core.pii import mask_text
 
 MAX_DETAIL = 300
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # sendPhoto's limit for an upload
 DEFAULT_RETRY_AFTER_S = 1.0
 NOT_FOUND_MARKERS = (
     "chat not found",
@@ -199,6 +201,39 @@ class TelegramClient:
             date=message.date,
         )
 
+    def send_photo(
+        self,
+        chat_id: int | str,
+        png: bytes,
+        *,
+        caption: str | None = None,
+        thread_id: int | None = None,
+        filename: str = "chart.png",
+    ) -> SentMessage:
+        """One ``sendPhoto`` uploading ``png`` (multipart, at most 10 MB) with an optional
+        Telegram-HTML ``caption`` (at most 1,024 characters after parsing).
+
+        Raises:
+            ValueError: no picture, or it is larger than 10 MB.
+        """
+        if not png or len(png) > MAX_PHOTO_BYTES:
+            raise ValueError("a photo of 1 byte to 10 MB is required")
+        fields: dict[str, Any] = {"chat_id": chat_id}
+        if caption:
+            fields.update(caption=caption, parse_mode="HTML")
+        if thread_id is not None:
+            fields["message_thread_id"] = thread_id
+        result, response = self.call(
+            "sendPhoto", fields, files={"photo": (filename, png, "image/png")}
+        )
+        message = self._parse(Message, result, response, "sendPhoto")
+        return SentMessage(
+            message_id=message.message_id,
+            chat_id=message.chat.id,
+            message_thread_id=message.message_thread_id,
+            date=message.date,
+        )
+
     def probe_text(self, chat_id: int | str, message_id: int, html: str) -> ProbeResult:
         """Is our message with exactly this text at ``message_id``? Asked by editing it to the
         same text (the Bot API cannot read a chat's history).
@@ -216,7 +251,8 @@ class TelegramClient:
             folded = exc.message.casefold()
             if "message is not modified" in folded:
                 return ProbeResult.SAME
-            if "can't be edited" in folded:
+            # somebody else's message, or one with no text (a photo, e.g. a report's chart)
+            if "can't be edited" in folded or "there is no text in the message" in folded:
                 return ProbeResult.OTHER
             raise
         except NotFoundError as exc:
@@ -273,14 +309,32 @@ class TelegramClient:
     # --- one request ---------------------------------------------------------------------------
 
     def call(
-        self, method: str, payload: dict[str, Any], *, wait_s: float = 0
+        self,
+        method: str,
+        payload: dict[str, Any],
+        *,
+        wait_s: float = 0,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> tuple[Any, httpx.Response]:
-        """Pace, send, and return ``result`` of an ``ok`` answer (and the clean response)."""
+        """Pace, send, and return ``result`` of an ``ok`` answer (and the clean response).
+
+        With ``files`` the request is ``multipart/form-data``: the files, and ``payload`` as
+        form fields (each value as text)."""
         if self._pacer is not None:
             self._pacer.acquire(max_wait=self._pace_max_wait_s)
-        request = self.http.build_request(
-            "POST", f"/bot{self._token}/{method}", json=payload, timeout=self._timeout(wait_s)
-        )
+        path = f"/bot{self._token}/{method}"
+        if files is None:
+            request = self.http.build_request(
+                "POST", path, json=payload, timeout=self._timeout(wait_s)
+            )
+        else:
+            request = self.http.build_request(
+                "POST",
+                path,
+                data={k: str(v) for k, v in payload.items()},
+                files=files,
+                timeout=self._timeout(wait_s),
+            )
         try:
             raw = self.http.send(request)
         except httpx.TimeoutException as exc:

@@ -31,6 +31,16 @@ class Chat(_Wire):
     is_forum: bool | None = None
 
 
+class PhotoSize(_Wire):
+    """One size of a photo Telegram keeps (``sendPhoto`` answers with several)."""
+
+    file_id: str
+    file_unique_id: str
+    width: int
+    height: int
+    file_size: int | None = None
+
+
 class Message(_Wire):
     message_id: int
     date: datetime  # unix seconds on the wire; UTC
@@ -41,6 +51,8 @@ class Message(_Wire):
     message_thread_id: int | None = None  # forum topic
     is_topic_message: bool | None = None
     reply_to_message: Message | None = None
+    photo: list[PhotoSize] | None = None
+    caption: str | None = None
 
     @property
     def from_bot(self) -> bool:

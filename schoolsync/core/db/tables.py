@@ -424,3 +424,25 @@ bulk_replays = sa.Table(
     sa.Column("started_at", Timestamp),
     sa.Column("finished_at", Timestamp),
 )
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    # W13: psychology sessions as the configured source (amoCRM pipeline or a sheet) last said;
+    # reminders are keyed by (key, start_at), so a new start means new reminders
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    _school(),
+    sa.Column("key", sa.String(120), nullable=False),  # "amocrm:lead:123", "sheet:<id or row>"
+    sa.Column("start_at", Timestamp, nullable=False),
+    sa.Column("client", sa.String(200)),
+    # how to reach the client: email, phone, telegram chat, amoCRM contact id (personal data)
+    sa.Column("contact", JSONType, nullable=False),
+    sa.Column("psychologist", sa.String(120)),
+    sa.Column("link", sa.Text()),
+    # scheduled | cancelled
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("school", "key"),
+    sa.Index("ix_sessions_start", "school", "start_at"),
+)

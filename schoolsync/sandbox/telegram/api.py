@@ -1,5 +1,5 @@
 """The Bot API: `/bot<token>/<method>`, GET or POST, parameters in the query string, a JSON
-body or a form body (multipart is not supported here). Method names are case-insensitive.
+body, a form body or a multipart form (uploads: `sendPhoto`). Method names are case-insensitive.
 
 Order of checks: token (401), method (404), injected faults, then the method's own (parameters
 400, membership 403, the message 400, flood limits 429; see `messages`). Only a request that
@@ -26,6 +26,7 @@ from schoolsync.sandbox.telegram.bot import (
 )
 from schoolsync.sandbox.telegram.messages import delete_message, edit_message_text, send_message
 from schoolsync.sandbox.telegram.params import Params, flag, int_param, read_params, str_list
+from schoolsync.sandbox.telegram.photos import send_photo
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _STATUS_TEXT = {
@@ -105,6 +106,7 @@ async def get_webhook_info(sb: TelegramSandbox, params: Params) -> Response:
 METHODS: dict[str, Method] = {
     "getme": get_me,
     "sendmessage": send_message,
+    "sendphoto": send_photo,
     "editmessagetext": edit_message_text,
     "deletemessage": delete_message,
     "getupdates": get_updates,

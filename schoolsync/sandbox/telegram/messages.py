@@ -110,6 +110,8 @@ async def edit_message_text(sb: TelegramSandbox, params: Params) -> Response:
             not_found="message to edit not found",
             not_own="message can't be edited",
         )
+        if "text" not in current:  # a photo (sendPhoto): its caption is editMessageCaption's
+            raise BotApiError(400, "Bad Request: there is no text in the message to edit")
         key = (chat, message)
         if sb.contents[key] == (parsed, markup):
             raise BotApiError(400, _NOT_MODIFIED)

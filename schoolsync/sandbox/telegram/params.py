@@ -1,5 +1,5 @@
-"""Reading Bot API parameters: query string, JSON body or form body (multipart is not
-supported), and the checks shared by the methods, each refusal in Telegram's words."""
+"""Reading Bot API parameters: query string, JSON body, form body or multipart form (files as
+`multipart.Upload`), and the checks shared by the methods, each refusal in Telegram's words."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from schoolsync.sandbox.telegram.bot import BotApiError, TelegramSandbox
 from schoolsync.sandbox.telegram.html import EntityParseError, ParsedText, parse_html
+from schoolsync.sandbox.telegram.multipart import MultipartError, parse_form
 
 MAX_TEXT = 4096
 
@@ -33,6 +34,11 @@ async def read_params(request: Request) -> Params:
         params.update(body)
     elif kind == "application/x-www-form-urlencoded":
         params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    elif kind == "multipart/form-data":
+        try:
+            params.update(parse_form(raw, request.headers.get("content-type", "")))
+        except MultipartError as exc:
+            raise BotApiError(400, "Bad Request: can't parse multipart/form-data") from exc
     else:
         raise BotApiError(400, "Bad Request: unsupported content type")
     return params

@@ -41,6 +41,7 @@ from schoolsync.mappings.feedback import (
     people_for,
     read_teacher_message,
     routes_for,
+    survey_answers,
     survey_draft,
 )
 from schoolsync.mappings.notifications import render
@@ -444,7 +445,7 @@ def poll_survey(ctx: JobContext, school_id: str) -> SurveyPoll:
             for _n, _c, key in keyed
             if key not in seen and jobs.get_by_key(conn, _bad_row_key(school_id, key)) is not None
         }
-    drafts: list[tuple[int, Draft]] = []
+    drafts: list[tuple[int, Draft, dict[str, str]]] = []
     bad = 0
     for number, cells, key in keyed:
         if key in seen or key in bad_before:
@@ -456,14 +457,19 @@ def poll_survey(ctx: JobContext, school_id: str) -> SurveyPoll:
             _bad_row(ctx, school_id, key, exc)
             continue
         if draft is not None:
-            drafts.append((number, draft))
+            drafts.append((number, draft, survey_answers(header, cells)))
     rules = feedback_rules(school)
     # negative answers first: they are what the improvements department acts on
     drafts.sort(key=lambda item: (not is_negative(item[1].score, item[1].scale, rules), item[0]))
     routed = 0
-    for _number, draft in drafts:
+    for _number, draft, answers in drafts:
         try:
-            intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+            intake(
+                ctx,
+                school,
+                draft,
+                origin={"sheet": survey.spreadsheet, "tab": survey.tab, "answers": answers},
+            )
         except PermanentError as exc:  # this row only (the CRM refused its note, ...)
             bad += 1
             _bad_row(ctx, school_id, draft.key, exc)
@@ -508,6 +514,11 @@ def reread_survey_row(ctx: JobContext, school_id: str, key: str) -> None:
         if _row_key(survey, cells) == key:
             draft = survey_draft(survey, rows[0], cells, row_number=number, key=key)
             if draft is not None:
-                intake(ctx, school, draft, origin={"sheet": survey.spreadsheet, "tab": survey.tab})
+                origin = {
+                    "sheet": survey.spreadsheet,
+                    "tab": survey.tab,
+                    "answers": survey_answers(rows[0], cells),
+                }
+                intake(ctx, school, draft, origin=origin)
             return
     log.info("the failed survey row was changed or removed; new rows are polled", key=key)

@@ -335,3 +335,25 @@ def test_token_never_in_errors_or_logs(
         assert any("HTTP Request: POST" in line for line in logged)  # httpx logged the URL...
     assert not [line for line in logged if SECRET_PART in line]  # ...without the token
     assert repr(client) == "TelegramClient(bot='school_bot')"
+
+
+@pytest.mark.parametrize(
+    ("status", "description", "expected"),
+    [
+        (400, "Bad Request: message is not modified: specified new message content", "SAME"),
+        (400, "Bad Request: message can't be edited", "OTHER"),
+        # a photo (a report's chart) where a lost text message might have been
+        (400, "Bad Request: there is no text in the message to edit", "OTHER"),
+        (400, "Bad Request: message to edit not found", "MISSING"),
+    ],
+)
+@respx.mock
+def test_probe_tells_our_text_from_other_messages(
+    client: TelegramClient, status: int, description: str, expected: str
+) -> None:
+    respx.post(f"{BASE}/bot{TOKEN}/editMessageText").mock(
+        return_value=httpx.Response(
+            status, json={"ok": False, "error_code": status, "description": description}
+        )
+    )
+    assert client.probe_text(CHAT, 42, "текст").name == expected
