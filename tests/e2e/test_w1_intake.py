@@ -159,9 +159,11 @@ def test_the_same_end_state_with_5xx_and_timeouts_on_amocrm(w1: Callable[..., An
             "seed": 3,
         },
     )
-    created = sandboxes.post("/getcourse/_sandbox/orders", {"count": 2000, "seed": 8})
+    # 1,000 orders under faults (the burst test above covers 2,000 without): the same end
+    # state, and the assertion below makes sure faults were injected
+    created = sandboxes.post("/getcourse/_sandbox/orders", {"count": 1000, "seed": 8})
     numbers = [o["number"] for o in created["orders"]]
-    service.wait_for(_orders_synced(service, 2000), timeout=400, what="2,000 synced orders")
+    service.wait_for(_orders_synced(service, 1000), timeout=400, what="1,000 synced orders")
 
     _assert_one_lead_each(sandboxes, numbers)
     assert _failures(service) == []
