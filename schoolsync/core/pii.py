@@ -7,6 +7,7 @@ Emails keep their first letter and domain, phones their last two digits, card nu
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
 CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
@@ -41,8 +42,14 @@ def _phone(match: re.Match[str]) -> str:
     return f"+***{digits[-2:]}" if 10 <= len(digits) <= 15 else match.group(0)
 
 
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
 def mask_text(text: str) -> str:
-    """Mask emails, card numbers, phone numbers and credentials found anywhere in ``text``."""
+    """Mask emails, card numbers, phone numbers and credentials found anywhere in ``text``
+    (also where a query string or form body percent-encodes them: it is decoded first)."""
+    if _PERCENT.search(text):
+        text = unquote(text)
     text = AUTH.sub(lambda m: f"{m.group(1)} ***", text)
     text = SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
     text = EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)

@@ -153,6 +153,13 @@ def time_tag(start: datetime) -> str:
     return start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
 
 
+def day_word(sent_at: datetime, start: datetime, tz: ZoneInfo) -> str:
+    """«сегодня» / «завтра» as seen on the day the reminder goes out (quiet hours can move a
+    24 h reminder to the session's own morning); empty further away (the date says it)."""
+    days = (start.astimezone(tz).date() - sent_at.astimezone(tz).date()).days
+    return {0: "сегодня", 1: "завтра"}.get(days, "")
+
+
 def shown_time(start: datetime, tz: ZoneInfo) -> str:
     """«25.11 в 15:00» in the school's time."""
     local = start.astimezone(tz)
@@ -267,5 +274,8 @@ def amocrm_start(value: str, tz: ZoneInfo) -> datetime | None:
     """A date-time custom field's value: Unix seconds on the wire (or a typed date)."""
     text = value.strip()
     if text.lstrip("-").isdigit():
-        return datetime.fromtimestamp(int(text), tz=UTC)
+        try:
+            return datetime.fromtimestamp(int(text), tz=UTC)
+        except (ValueError, OverflowError, OSError):  # out of range: this lead only is skipped
+            return None
     return parse_start(text, tz)

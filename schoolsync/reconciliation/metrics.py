@@ -139,11 +139,18 @@ def csi(responses: Iterable[Mapping[str, object]], questions: Mapping[str, Quest
     return Metric(100.0 * sum(questions[n].weight * m for n, m in used.items()) / weight, answered)
 
 
-def yes_no(answer: str | bool | None) -> bool | None:
-    """A yes/no survey answer as a bool; ``None`` for anything else (left out)."""
+def yes_no(answer: str | float | bool | None) -> bool | None:
+    """A yes/no survey answer as a bool (1 and 0 too, as a form's checkbox column gives them);
+    ``None`` for anything else (left out)."""
     if isinstance(answer, bool) or answer is None:
         return answer
+    if isinstance(answer, int | float):
+        return {1: True, 0: False}.get(int(answer)) if answer in (0, 1) else None
     folded = str(answer).strip().casefold().rstrip(".!")
+    if folded in ("1", "1.0"):
+        return True
+    if folded in ("0", "0.0"):
+        return False
     if folded in YES_WORDS:
         return True
     if folded in NO_WORDS:
@@ -151,7 +158,7 @@ def yes_no(answer: str | bool | None) -> bool | None:
     return None
 
 
-def fcr(answers: Iterable[str | bool | None]) -> Metric:
+def fcr(answers: Iterable[str | float | bool | None]) -> Metric:
     """First Contact Resolution: the share of answers saying the question was resolved at the
     first contact, in %, over the yes/no answers (see :func:`yes_no`)."""
     read = [a for a in (yes_no(x) for x in answers) if a is not None]

@@ -348,3 +348,18 @@ def test_bulk_replay_of_checked_rows(client: TestClient, runtime: Runtime) -> No
         "open",
         "replaying",
     ]
+
+
+def test_an_account_that_matches_nothing_replays_nothing(
+    client: TestClient, runtime: Runtime
+) -> None:
+    sign_in(client, OPERATOR)
+    token = csrf(client, "/admin/failures")
+    fields = {"csrf": token, "scope": "filter", "account": "nosuch", "status": "open"}
+    dry = client.post("/admin/bulk/dry-run", data=fields)
+    assert dry.status_code == 200 and "nothing would run" in dry.text
+    refused = client.post("/admin/bulk/confirm", data=fields)
+    assert refused.status_code == 422
+    with runtime.db.read() as conn:
+        assert conn.execute(sa.select(bulk_replays.c.id)).first() is None
+    assert all(status_of(runtime, i) == "open" for i in (1, 2, 3, 4))

@@ -44,3 +44,10 @@ def test_a_traceback_is_masked_on_a_terminal_too(capsys: pytest.CaptureFixture[s
     assert "ValueError" in printed
     assert "anna.petrova@example.org" not in printed
     assert "123-45-67" not in printed
+
+
+def test_percent_encoded_emails_and_phones_are_masked_too() -> None:
+    # a stored webhook's query string, as an admin page or a log line would show it
+    shown = mask_text("email=ivan.petrov%40mail.ru&phone=%2B79161234567&number=1001")
+    assert "ivan.petrov" not in shown and "9161234567" not in shown
+    assert "number=1001" in shown

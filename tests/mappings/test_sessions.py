@@ -91,3 +91,23 @@ def test_a_source_needs_its_block_and_psychologists_are_found_by_name() -> None:
     )
     assert rules.psychologist_chat(" анна петрова ") == "5"
     assert rules.psychologist_chat("Борис") is None
+
+
+def test_a_date_field_out_of_range_is_no_date_not_a_crash() -> None:
+    from zoneinfo import ZoneInfo
+
+    from schoolsync.mappings.sessions import amocrm_start
+
+    assert amocrm_start("99999999999999999", ZoneInfo("Europe/Moscow")) is None
+
+
+def test_the_24_hour_reminder_says_today_when_quiet_hours_moved_it_to_the_day() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from schoolsync.mappings.sessions import day_word
+
+    moscow = ZoneInfo("Europe/Moscow")
+    start = datetime(2026, 11, 23, 20, 30, tzinfo=UTC)  # 23:30 in Moscow
+    assert day_word(datetime(2026, 11, 22, 20, 30, tzinfo=UTC), start, moscow) == "завтра"
+    assert day_word(datetime(2026, 11, 23, 5, 0, tzinfo=UTC), start, moscow) == "сегодня"

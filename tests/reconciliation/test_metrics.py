@@ -130,3 +130,12 @@ def test_sessions_without_a_source_are_no_data() -> None:
     assert session_metrics(None).held == NO_DATA
     counted = session_metrics(["held", "held", "cancelled"])
     assert counted.held == Metric(2.0, 3) and counted.rescheduled == Metric(0.0, 3)
+
+
+def test_fcr_reads_a_checkbox_column_of_ones_and_zeros() -> None:
+    from schoolsync.reconciliation.metrics import fcr
+
+    # a form's checkbox column, as the report reads it (numbers) or as text
+    assert fcr([1.0, 0.0, 1.0, 1.0]).value == 75.0
+    assert fcr(["1", "0"]).value == 50.0
+    assert fcr([2.0, None]).value is None  # not a yes/no answer: left out, no data

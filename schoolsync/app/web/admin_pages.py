@@ -510,7 +510,8 @@ def pages_router(settings: Settings, ctx: JobContext, *, prefix: str = "/admin")
                 raise ValueError(text(lang_of(request), "none_checked"))
             if account and not ids:  # the filter has no account: name its rows instead
                 ids = [item.id for item in _all_of_account(filt, account, principal)]
-            found = dry_run_ids(ctx, ids) if ids else bulk_replay.dry_run(ctx, filt)
+            # an account that matches nothing is nothing to replay, never "everything"
+            found = dry_run_ids(ctx, ids) if ids or account else bulk_replay.dry_run(ctx, filt)
         return render(
             request,
             principal,
@@ -553,7 +554,9 @@ def pages_router(settings: Settings, ctx: JobContext, *, prefix: str = "/admin")
                     done=len(many.replayed),
                     skipped=len(many.skipped),
                 )
-            filt, _account, _echo = filter_from(lambda name: form.get(name)[:200])
+            filt, account, _echo = filter_from(lambda name: form.get(name)[:200])
+            if account:  # the filter cannot hold an account: only named rows are replayed
+                raise ValueError(text(lang_of(request), "none_checked"))
             started = bulk_replay.start_bulk_replay(ctx, filt, who=principal.who)
         return see(f"{prefix}/bulk/{started.id}")
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection, RowMapping
 
-from schoolsync.app.web.admin_auth import Principal
+from schoolsync.app.web.admin_auth import VIEWER, Principal
 from schoolsync.core.clock import as_utc, utcnow
 from schoolsync.core.db import Database
 from schoolsync.core.db.tables import reconcile_items
@@ -162,7 +162,9 @@ def failure_page(
     cursor: str | None = None,
     limit: int = 50,
 ) -> FailurePageOut:
-    """Raises ``ValueError`` for a cursor this API did not give out."""
+    """Raises ``ValueError`` for a cursor this API did not give out, or an entity a viewer may
+    not search by."""
+    _viewer_entity(principal, filt)
     with db.read() as conn:
         page = failures.search(conn, filt, cursor=cursor, limit=limit)
     return FailurePageOut(
@@ -219,7 +221,15 @@ def _group(principal: Principal, group: failures.FailureGroup) -> GroupOut:
     )
 
 
+def _viewer_entity(principal: Principal, filt: FailureFilter) -> None:
+    """A viewer searches by an order number only: a partial email or phone (``iv***@mail.ru``)
+    would tell them, a character at a time, what the masking hides."""
+    if principal.role == VIEWER and filt.entity and not filt.entity.strip().isdigit():
+        raise ValueError("a viewer can search failures by order number only")
+
+
 def failure_groups(db: Database, filt: FailureFilter, *, principal: Principal) -> list[GroupOut]:
+    _viewer_entity(principal, filt)
     with db.read() as conn:
         found = failures.groups(conn, filt)
     return [_group(principal, g) for g in found]

@@ -93,6 +93,14 @@ class SmtpClient:
             except smtplib.SMTPResponseException as exc:
                 raise self._answered(exc, "the message") from None
             except (OSError, smtplib.SMTPServerDisconnected) as exc:
+                if isinstance(exc, smtplib.SMTPException) and not isinstance(
+                    exc, smtplib.SMTPServerDisconnected
+                ):  # smtplib refused it before anything went out (SMTPUTF8 not offered, ...)
+                    raise RejectedError(
+                        f"smtp server {where}: the message cannot be sent ({type(exc).__name__})",
+                        platform=PLATFORM,
+                        account=where,
+                    ) from None
                 raise DeliveryUnknownError(
                     f"smtp server {where}: no answer after the message was handed over "
                     f"({type(exc).__name__}); it may have been delivered",

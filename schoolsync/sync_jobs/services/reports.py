@@ -173,7 +173,9 @@ def _send_chart(ctx: JobContext, school: School, rules: ReportRules, data: Repor
 
 def collect(ctx: JobContext, school: School, rules: ReportRules, period: Period) -> ReportData:
     """Everything the report says about ``period``, from the store."""
-    start, end = period.start, period.end
+    # in UTC: SQLite compares the stored UTC text, not instants (a Moscow 00:00 would read as
+    # 00:00 UTC and shift the day by three hours)
+    start, end = as_utc(period.start), as_utc(period.end)
     with ctx.db.read() as conn:
         order_rows = list(
             conn.execute(

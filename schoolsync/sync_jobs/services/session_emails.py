@@ -30,11 +30,17 @@ from schoolsync.connectors.smtp.client import DeliveryUnknownError, SmtpClient, 
 from schoolsync.core.clock import as_utc, utcnow
 from schoolsync.core.db.tables import effects as effects_table
 from schoolsync.core.db.tables import sessions as sessions_table
-from schoolsync.core.errors import ConfigError, SchoolsyncError
+from schoolsync.core.errors import ConfigError
 from schoolsync.core.logging import get_logger
 from schoolsync.core.stores import effects
 from schoolsync.mappings.notifications import render
-from schoolsync.mappings.sessions import REMINDERS, ClientContact, session_rules, shown_time
+from schoolsync.mappings.sessions import (
+    REMINDERS,
+    ClientContact,
+    day_word,
+    session_rules,
+    shown_time,
+)
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.services.sessions import CLIENT_KIND, SCHEDULED, email_effect_key
 
@@ -100,6 +106,7 @@ def send_session_email(
         assert row is not None
         values = {
             "hours": int(REMINDERS[kind].total_seconds() // 3600),
+            "day": day_word(now, when, school.tz),
             "when": shown_time(when, school.tz),
             "link": row["link"],
             "name": row["client"],
@@ -107,20 +114,20 @@ def send_session_email(
             if str(row["psychologist"] or "").isdigit()
             else row["psychologist"],
         }
-    body = render(CLIENT_KIND, **values)
-    message = mailer.message(
-        to=email,
-        subject=session_rules(school).email_subject,
-        text=_plain(body),
-        html=body.replace("\n", "<br>\n"),
-        message_id=message_id(key, mailer.sender),
-    )
     try:
+        body = render(CLIENT_KIND, **values)
+        message = mailer.message(
+            to=email,
+            subject=session_rules(school).email_subject,
+            text=_plain(body),
+            html=body.replace("\n", "<br>\n"),
+            message_id=message_id(key, mailer.sender),
+        )
         mailer.send(message)
     except DeliveryUnknownError:
         raise  # the marker stays: maybe sent
-    except SchoolsyncError:
-        with ctx.db.write() as conn:  # refused or unreachable before the hand-over: not sent
+    except Exception:  # refused, unreachable, or the message could not be built: not sent
+        with ctx.db.write() as conn:
             conn.execute(sa.delete(effects_table).where(effects_table.c.key == key + HANDED_OVER))
         raise
     with ctx.db.write() as conn:

@@ -49,6 +49,7 @@ from schoolsync.mappings.sessions import (
     ClientContact,
     SessionInfo,
     SessionRules,
+    day_word,
     reminder_due,
     session_rules,
     shown_time,
@@ -252,6 +253,7 @@ def _one_reminder(
     session = str(row["key"])
     values = {
         "hours": int(REMINDERS[kind].total_seconds() // 3600),
+        "day": day_word(max(due, now), start, school.tz),
         "when": shown_time(start, school.tz),
         "link": row["link"],
     }
