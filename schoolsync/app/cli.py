@@ -22,6 +22,7 @@ from schoolsync.app.cli_reports import report_app
 from schoolsync.core.config import ConfigFileError, load_config
 from schoolsync.core.errors import ConfigError, RetryableError
 from schoolsync.core.logging import configure_logging
+from schoolsync.core.sentry import init_sentry
 from schoolsync.core.settings import Settings
 
 app = typer.Typer(
@@ -116,6 +117,7 @@ def web(host: Host = None, port: Port = None) -> None:
     from schoolsync.app.web.app import FastPath, create_app
 
     settings = _settings()
+    init_sentry(settings, "web")
     runtime = _runtime(settings)
     asgi = FastPath(create_app(runtime))
     # Everything built so far lives as long as the process: keep it out of the cyclic collector,

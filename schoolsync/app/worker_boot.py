@@ -10,10 +10,12 @@ import dramatiq
 
 from schoolsync.app.bootstrap import build_runtime
 from schoolsync.core.logging import configure_logging
+from schoolsync.core.sentry import init_sentry
 from schoolsync.core.settings import Settings
 
 _settings = Settings()
 configure_logging(fmt=_settings.log_format, level=_settings.log_level)
+init_sentry(_settings, "worker")  # before the broker: the Dramatiq integration patches it
 runtime = build_runtime(_settings, with_actors=True)
 broker = runtime.broker
 dramatiq.set_broker(broker)

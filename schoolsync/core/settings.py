@@ -114,7 +114,14 @@ class Settings(BaseSettings):
         ),
     )
 
-    environment: str = "development"
+    environment: str = Field(
+        default="production",
+        description="the environment tag of Sentry events (production, staging, ...)",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        description="Sentry DSN; Sentry is off without it (events are scrubbed of PII)",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     test_hooks: bool = Field(

@@ -17,8 +17,9 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from schoolsync.core.db import Database
 from schoolsync.core.logging import get_logger
+from schoolsync.core.sentry import tag_failure
 from schoolsync.core.settings import JobSettings
-from schoolsync.core.stores import audit, jobs
+from schoolsync.core.stores import audit, failures, jobs
 from schoolsync.core.stores.jobs import Claim
 from schoolsync.sync_jobs.broker import LedgerBroker
 
@@ -109,6 +110,8 @@ class JobLedger(Middleware):
                 if status == jobs.RETRYING
                 else None,
             )
+            if status == jobs.FAILED and (failure := failures.for_job(conn, job_id)) is not None:
+                tag_failure(failure["id"])  # the Sentry event of this final attempt -> its replay
             if status in (jobs.DONE, jobs.FAILED):
                 audit.settle_for_job(
                     conn, job_id, audit.SUCCEEDED if status == jobs.DONE else audit.FAILED
