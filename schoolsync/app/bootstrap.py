@@ -106,6 +106,17 @@ class Runtime:
         if platforms and any(found.telegram for found in platforms.schools.values()):
             schedule.append(Periodic(name="notifications-sweep", actor=SWEEP_ACTOR, every_s=30))
         for school_id, found in (platforms.schools if platforms else {}).items():
+
+            def sweep(name: str, actor: str, every_s: int, school_id: str = school_id) -> Periodic:
+                """A job of this school, asked for every ``every_s`` (args: the school)."""
+                return Periodic(
+                    name=name,
+                    actor=actor,
+                    every_s=every_s,
+                    school=school_id,
+                    args={"school": school_id},
+                )
+
             if found.amocrm is not None:
                 schedule += [
                     Periodic(
@@ -119,26 +130,12 @@ class Runtime:
                 ]
             if found.telegram is not None and found.telegram.poll:
                 schedule.append(
-                    Periodic(
-                        name="telegram-poll",
-                        actor=POLL_ACTOR,
-                        every_s=self.settings.telegram_poll_every_s,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
+                    sweep("telegram-poll", POLL_ACTOR, self.settings.telegram_poll_every_s)
                 )
             school = self.config.school(school_id)
             survey = feedback_rules(school).survey if school is not None else None
             if survey is not None and found.sheets is not None:
-                schedule.append(
-                    Periodic(
-                        name="feedback-survey",
-                        actor=SURVEY_ACTOR,
-                        every_s=survey.every_s,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("feedback-survey", SURVEY_ACTOR, survey.every_s))
             if (
                 found.getcourse is not None
                 and found.telegram is not None
@@ -146,98 +143,36 @@ class Runtime:
                 and sla_rules(school).enabled
                 and sla_rules(school).channel in school.channels
             ):
-                schedule.append(
-                    Periodic(
-                        name="sla-sweep",
-                        actor=SLA_ACTOR,
-                        every_s=60,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("sla-sweep", SLA_ACTOR, 60))
             if (
                 found.telegram is not None
                 and school is not None
                 and alert_rules(school).enabled
                 and alert_rules(school).channel in school.channels
             ):
-                schedule.append(
-                    Periodic(
-                        name="failure-alerts-sweep",
-                        actor=ALERTS_ACTOR,
-                        every_s=60,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("failure-alerts-sweep", ALERTS_ACTOR, 60))
             # payment links need the orders, undecided leads only amoCRM
             if found.amocrm is not None and school is not None and followup_rules(school).runs():
-                schedule.append(
-                    Periodic(
-                        name="followups-sweep",
-                        actor=FOLLOWUP_ACTOR,
-                        every_s=600,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("followups-sweep", FOLLOWUP_ACTOR, 600))
             # W12: the tick runs what is due (yesterday after daily_at, Monday: the week) once
             if school is not None and (
                 report_rules(school).spreadsheet is not None
                 or report_rules(school).channel in school.channels
             ):
-                schedule.append(
-                    Periodic(
-                        name="reports",
-                        actor=REPORTS_ACTOR,
-                        every_s=600,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("reports", REPORTS_ACTOR, 600))
             # W13: sessions from amoCRM or a sheet, reminders 24 h and 1 h before
             sessions = session_rules(school) if school is not None else None
             if sessions is not None and (
                 (sessions.source == "amocrm" and found.amocrm is not None)
                 or (sessions.source == "sheet" and found.sheets is not None)
             ):
-                schedule.append(
-                    Periodic(
-                        name="sessions-sweep",
-                        actor=SESSIONS_ACTOR,
-                        every_s=sessions.every_s,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("sessions-sweep", SESSIONS_ACTOR, sessions.every_s))
             if found.getcourse is not None and school is not None:
-                schedule.append(
-                    Periodic(
-                        name="reconcile",
-                        actor=RECONCILE_ACTOR,
-                        every_s=3600,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
-                )
+                schedule.append(sweep("reconcile", RECONCILE_ACTOR, 3600))
                 if duplicate_rules(school).enabled:
-                    schedule.append(
-                        Periodic(
-                            name="duplicates-sweep",
-                            actor=DUPLICATES_ACTOR,
-                            every_s=300,
-                            school=school_id,
-                            args={"school": school_id},
-                        )
-                    )
+                    schedule.append(sweep("duplicates-sweep", DUPLICATES_ACTOR, 300))
                 schedule.append(
-                    Periodic(
-                        name="getcourse-export-sync",
-                        actor=EXPORT_ACTOR,
-                        every_s=found.getcourse.export_every_s,
-                        school=school_id,
-                        args={"school": school_id},
-                    )
+                    sweep("getcourse-export-sync", EXPORT_ACTOR, found.getcourse.export_every_s)
                 )
         return schedule
 

@@ -87,14 +87,18 @@ def record_in(conn: Any, school: str, payment: NewPayment) -> Recorded:
 
 
 def _settle_job(conn: Any, school: str, recorded: Recorded) -> list[jobs.JobRef]:
-    if not recorded.became_paid:
-        return []
+    return settle_job(conn, school, recorded.id) if recorded.became_paid else []
+
+
+def settle_job(conn: Any, school: str, payment_id: int, *, again: str = "") -> list[jobs.JobRef]:
+    """Ask for the payment's settling, once (``again``: once more, for a new reason, e.g. a
+    match found later by the reconciliation or a person)."""
     ref = jobs.add(
         conn,
         school=school,
         actor=SETTLE_ACTOR,
-        args={"school": school, "payment_id": recorded.id},
-        dedup_key=f"settle:{school}:{recorded.id}",
+        args={"school": school, "payment_id": payment_id},
+        dedup_key=f"settle:{school}:{payment_id}" + (f":{again}" if again else ""),
     )
     return [ref] if ref is not None else []
 

@@ -57,7 +57,7 @@ from schoolsync.mappings.reconciliation import (
 from schoolsync.reconciliation import Verdict, VerdictKind, reconcile
 from schoolsync.sync_jobs.context import JobContext
 from schoolsync.sync_jobs.services.outbox import Notice, queue_notices
-from schoolsync.sync_jobs.services.payments import SETTLE_ACTOR
+from schoolsync.sync_jobs.services.payments import settle_job
 
 log = get_logger(__name__)
 
@@ -270,14 +270,7 @@ def _match(ctx: JobContext, school: str, verdict: Verdict, order_number: str) ->
                 rule=f"reconcile:{verdict.rule}",
                 note=verdict.explanation,
             )
-            ref = jobs.add(
-                conn,
-                school=school,
-                actor=SETTLE_ACTOR,
-                args={"school": school, "payment_id": int(payment_id)},
-                dedup_key=f"settle:{school}:{payment_id}:reconciled",
-            )
-            refs += [ref] if ref is not None else []
+            refs += settle_job(conn, school, int(payment_id), again="reconciled")
             done += 1
     ctx.queue.send(refs)
     if done:
@@ -501,14 +494,7 @@ def resolve(
                 rule=PERSON,
                 note=f"{who}: {comment}".strip(": "),
             )
-            ref = jobs.add(
-                conn,
-                school=school_id,
-                actor=SETTLE_ACTOR,
-                args={"school": school_id, "payment_id": payment_id},
-                dedup_key=f"settle:{school_id}:{payment_id}:person:{item_id}",
-            )
-            refs += [ref] if ref is not None else []
+            refs += settle_job(conn, school_id, payment_id, again=f"person:{item_id}")
     ctx.queue.send(refs)
     log.info("reconciliation item settled", school=school_id, item=item_id, who=who)
     if not_ours:
