@@ -13,11 +13,17 @@ never sleep past its own time limit; it is retried later instead.
 After a 429 the platform is the judge: :meth:`Pacer.penalize` empties the bucket, runs it at
 ``rate * shrink_to`` for ``shrink_for_s`` seconds, and gives no token before ``retry_after``.
 Reservations made before the penalty are void: their holders ask again when they wake.
+
+Every process also adds to shared counters per platform, in one Redis hash (:func:`stats_key`):
+calls that had to wait, seconds they slept, and 429s. They ride on round trips the budget makes
+anyway (the epoch check after a sleep, the penalty script), and a counter that cannot be written
+never fails a call. :func:`read_stats` reads them for ``/metrics``.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -103,7 +109,8 @@ return {1, string.format('%.6f', math.max(0, wait)), epoch}
 """
 )
 
-# KEYS[1] bucket; ARGV rate, burst, shrink_to, shrink_for_s, retry_after (<0: none) -> epoch
+# KEYS[1] bucket, KEYS[2] stats hash; ARGV rate, burst, shrink_to, shrink_for_s,
+# retry_after (<0: none), the stats field counting 429s -> epoch
 _PENALIZE = (
     _COMMON
     + """
@@ -122,9 +129,50 @@ if ts > at then at = ts end  -- an earlier, longer block stands
 shrink_until = math.max(shrink_until, at + shrink_for)
 epoch = epoch + 1
 save(key, tokens, at, shrink_until, epoch, now, rate, burst, shrink_to)
+redis.pcall('HINCRBY', KEYS[2], ARGV[6], 1)  -- a counter that cannot be written is no failure
 return epoch
 """
 )
+
+
+# the shared counters: one hash per namespace, a field per platform and counter
+WAITS, WAIT_SECONDS, RATE_LIMITED = "waits", "wait_s", "429"
+
+
+def stats_key(namespace: str = "schoolsync") -> str:
+    """The Redis hash that holds every platform's pacing counters (fields ``<platform>:<name>``)."""
+    return f"{namespace}:pacing:stats"
+
+
+@dataclass(frozen=True)
+class PacingStats:
+    """One platform's counters, summed over every process since the hash was created."""
+
+    waits: int = 0  # calls that had to sleep for their token (once per call)
+    wait_seconds: float = 0.0  # seconds those calls slept
+    rate_limited: int = 0  # 429 answers (each one penalised the budget)
+
+
+def read_stats(client: redis.Redis, namespace: str = "schoolsync") -> dict[str, PacingStats]:
+    """Every platform's counters. Raises ``redis.RedisError`` when Redis cannot be read."""
+    raw: dict[Any, Any] = client.hgetall(stats_key(namespace))
+    fields: dict[str, dict[str, float]] = {}
+    for name, value in raw.items():
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        platform, _, counter = text.rpartition(":")
+        try:
+            fields.setdefault(platform, {})[counter] = float(value)
+        except ValueError:  # not a number: someone else's field; skip it
+            continue
+    return {
+        platform: PacingStats(
+            waits=int(values.get(WAITS, 0)),
+            wait_seconds=values.get(WAIT_SECONDS, 0.0),
+            rate_limited=int(values.get(RATE_LIMITED, 0)),
+        )
+        for platform, values in fields.items()
+        if platform
+    }
 
 
 class Pacer:
@@ -161,6 +209,7 @@ class Pacer:
         self.shrink_to = float(shrink_to)
         self.shrink_for_s = float(shrink_for_s)
         self.key = f"{namespace}:pace:{platform}:{account}"
+        self.stats_key = stats_key(namespace)
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
         self._penalize = redis.register_script(_PENALIZE)
@@ -168,12 +217,16 @@ class Pacer:
     def acquire(self, *, max_wait: float = 10.0) -> None:
         """Take one token, sleeping for it at most ``max_wait`` seconds in all.
 
+        A call that sleeps adds one to the platform's ``waits`` counter and the time it slept to
+        ``wait_s`` (in the round trip that checks the reservation after the sleep).
+
         Raises:
             RateLimitedError: the token is further away than the time left; ``retry_after`` is
                 how long it would have taken (nothing is reserved).
             StoreUnavailableError: Redis cannot be reached.
         """
         deadline = time.monotonic() + max(0.0, max_wait)
+        waited = False
         while True:
             left = max(0.0, deadline - time.monotonic())
             granted, wait, epoch = self._call(
@@ -190,13 +243,18 @@ class Pacer:
                 )
             if seconds <= 0:
                 return
+            asleep = time.monotonic()
             time.sleep(seconds)
-            if self._epoch() == int(epoch):
+            now_epoch = self._epoch_after_sleep(time.monotonic() - asleep, first=not waited)
+            waited = True
+            if now_epoch == int(epoch):
                 return
             # penalised while we slept: the reservation is void, queue again
 
     def penalize(self, retry_after: float | None = None) -> None:
-        """The platform said 429: slow down for ``shrink_for_s``, and wait ``retry_after`` (s)."""
+        """The platform said 429: slow down for ``shrink_for_s``, and wait ``retry_after`` (s).
+
+        Counts the 429 in the platform's shared counter (in the same script)."""
         self._call(
             self._penalize,
             self.rate,
@@ -204,18 +262,30 @@ class Pacer:
             self.shrink_to,
             self.shrink_for_s,
             -1.0 if retry_after is None else max(0.0, float(retry_after)),
+            f"{self.platform}:{RATE_LIMITED}",
+            keys=[self.key, self.stats_key],
         )
 
-    def _epoch(self) -> int:
+    def _epoch_after_sleep(self, slept_s: float, *, first: bool) -> int:
+        """The bucket's epoch, read in the round trip that adds a sleep to the shared counters
+        (``first``: the first sleep of this call, which counts one more wait). A counter that
+        cannot be written (a wrong type under its key) is skipped; Redis unreachable raises."""
         try:
-            value = self._redis.hget(self.key, "epoch")
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self.key, "epoch")
+                if first:
+                    pipe.hincrby(self.stats_key, f"{self.platform}:{WAITS}", 1)
+                pipe.hincrbyfloat(self.stats_key, f"{self.platform}:{WAIT_SECONDS}", slept_s)
+                value = pipe.execute(raise_on_error=False)[0]
         except redis.RedisError as exc:
             raise self._unavailable(exc) from exc
+        if isinstance(value, redis.RedisError):
+            raise self._unavailable(value)
         return int(value) if value is not None else 0
 
-    def _call(self, script: Any, *args: object) -> Any:
+    def _call(self, script: Any, *args: object, keys: list[str] | None = None) -> Any:
         try:
-            return script(keys=[self.key], args=list(args))
+            return script(keys=keys or [self.key], args=list(args))
         except redis.RedisError as exc:
             raise self._unavailable(exc) from exc
 

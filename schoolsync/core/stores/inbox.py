@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
-from schoolsync.core.clock import utcnow
+from schoolsync.core.clock import as_utc, utcnow
 from schoolsync.core.db.tables import inbox
 from schoolsync.core.db.upsert import insert_many_ignore
 
@@ -143,3 +143,59 @@ def count_since(conn: Connection, since: datetime, *, school: str | None = None)
     if school:
         query = query.where(inbox.c.school == school)
     return {str(s): int(n) for s, n in conn.execute(query)}
+
+
+# what a rejection's reason starts with ("<prefix>: <detail>", written by the webhook endpoint)
+# -> its category in metrics; anything else is "other"
+REJECT_CATEGORIES = {
+    "signature": "signature",  # forged or missing signature / secret
+    "source": "ip",  # sent from an address the platform does not send from
+    "ip": "ip",
+    "malformed": "malformed",  # not parseable, or names an unknown school
+    "too_large": "too_large",
+    "content_type": "content_type",
+    "replay": "replay",
+}
+
+
+def rejected_by_category(conn: Connection) -> dict[tuple[str, str], int]:
+    """Rejected rows by (source, category of the reason): see ``REJECT_CATEGORIES``. One
+    query over the rejected rows (status index); the reasons' details are never read out."""
+    reason = inbox.c.reject_reason
+
+    def inline(value: str | int) -> sa.ColumnElement[Any]:
+        # constants rendered into the SQL: PostgreSQL groups by an expression only when the
+        # one in GROUP BY is the same text as the one selected (bound parameters differ)
+        return sa.literal(value, literal_execute=True)
+
+    category = sa.case(
+        *(
+            (
+                sa.or_(
+                    reason == inline(prefix),
+                    sa.func.substr(reason, inline(1), inline(len(prefix) + 1))
+                    == inline(prefix + ":"),
+                ),
+                inline(name),
+            )
+            for prefix, name in REJECT_CATEGORIES.items()
+        ),
+        else_=inline("other"),
+    )
+    rows = conn.execute(
+        sa.select(inbox.c.source, category, sa.func.count())
+        .where(inbox.c.status == REJECTED)
+        .group_by(inbox.c.source, category)
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for source, name, count in rows:
+        counts[(str(source), str(name))] = counts.get((str(source), str(name)), 0) + int(count)
+    return counts
+
+
+def oldest_received_at(conn: Connection) -> datetime | None:
+    """When the oldest row not yet processed (nor rejected) arrived (status index)."""
+    found = conn.execute(
+        sa.select(sa.func.min(inbox.c.received_at)).where(inbox.c.status == RECEIVED)
+    ).scalar()
+    return None if found is None else as_utc(found)

@@ -372,3 +372,118 @@ def fail_as_job(
     assert row is not None
     finish(conn, row, attempt=None, status=FAILED, error_class=error_class, error=error)
     return int(row["id"])
+
+
+@dataclass(frozen=True)
+class AttemptTotals:
+    """Finished attempts of one actor with one outcome (ok, retry, failed, crashed).
+
+    ``timed`` of them have a duration (a crashed attempt has none), ``duration_ms`` is its sum
+    and ``le_counts[i]`` how many took at most ``bounds_ms[i]``: cumulative, as a histogram's
+    buckets are.
+    """
+
+    actor: str
+    outcome: str
+    count: int
+    timed: int
+    duration_ms: int
+    le_counts: tuple[int, ...]
+
+    def plus(self, other: AttemptTotals) -> AttemptTotals:
+        return AttemptTotals(
+            self.actor,
+            self.outcome,
+            self.count + other.count,
+            self.timed + other.timed,
+            self.duration_ms + other.duration_ms,
+            tuple(a + b for a, b in zip(self.le_counts, other.le_counts, strict=True)),
+        )
+
+
+def attempt_totals(
+    conn: Connection,
+    *,
+    bounds_ms: Sequence[int],
+    after_id: int = 0,
+    upto_id: int | None = None,
+) -> list[AttemptTotals]:
+    """Finished attempts with ids in (``after_id``, ``upto_id``], per actor and outcome, with
+    their histogram bucket counts, in one query (the attempts' primary key bounds the scan)."""
+    a = job_attempts.c
+    buckets = [sa.func.sum(sa.case((a.duration_ms <= bound, 1), else_=0)) for bound in bounds_ms]
+    stmt = (
+        sa.select(
+            jobs.c.actor,
+            a.outcome,
+            sa.func.count(),
+            sa.func.count(a.duration_ms),
+            sa.func.coalesce(sa.func.sum(a.duration_ms), 0),
+            *buckets,
+        )
+        .join(jobs, jobs.c.id == a.job_id)
+        .where(a.outcome.is_not(None), a.id > after_id)
+        .group_by(jobs.c.actor, a.outcome)
+    )
+    if upto_id is not None:
+        stmt = stmt.where(a.id <= upto_id)
+    return [
+        AttemptTotals(
+            str(r[0]),
+            str(r[1]),
+            int(r[2]),
+            int(r[3]),
+            int(r[4]),
+            tuple(int(n or 0) for n in r[5:]),
+        )
+        for r in conn.execute(stmt)
+    ]
+
+
+def attempts_settled_upto(conn: Connection, *, after_id: int, started_before: datetime) -> int:
+    """The highest attempt id ``u`` such that every attempt in (``after_id``, ``u``] is finished
+    and started before ``started_before``: those rows do not change any more (and on
+    PostgreSQL no transaction still to commit holds an id below ``u``, given a margin longer
+    than any claim's transaction). Less than ``after_id`` when the table's ids went back (a
+    store restored from an older backup): start over from 0.
+
+    Scans only the attempts after ``after_id``, by primary key.
+    """
+    a = job_attempts.c
+    last = conn.execute(sa.select(sa.func.max(a.id))).scalar()
+    if last is None:
+        return 0
+    if int(last) <= after_id:
+        return int(last)
+    blocker = conn.execute(
+        sa.select(sa.func.min(a.id)).where(
+            a.id > after_id, sa.or_(a.outcome.is_(None), a.started_at >= started_before)
+        )
+    ).scalar()
+    return int(last) if blocker is None else int(blocker) - 1
+
+
+def outbox_oldest(
+    conn: Connection,
+    *,
+    now: datetime,
+    requeue_after: timedelta,
+    running_stale_after: timedelta,
+) -> datetime | None:
+    """Since when the longest-waiting job that should be in Redis and is not has been due
+    there, or ``None``: a queued job never enqueued (since it was written), or one the relay
+    counts as lost (as :func:`stuck`): queued and enqueued more than ``requeue_after`` ago,
+    retrying and due more than ``requeue_after`` ago, running past ``running_stale_after``
+    (since it was enqueued, due, started). Reads only unfinished rows (status index)."""
+    c = jobs.c
+    oldest = [
+        sa.select(sa.func.min(column)).where(*where).scalar_subquery()
+        for column, where in (
+            (c.created_at, (c.status == QUEUED, c.enqueued_at.is_(None))),
+            (c.enqueued_at, (c.status == QUEUED, c.enqueued_at < now - requeue_after)),
+            (c.next_attempt_at, (c.status == RETRYING, c.next_attempt_at < now - requeue_after)),
+            (c.started_at, (c.status == RUNNING, c.started_at < now - running_stale_after)),
+        )
+    ]
+    found = [as_utc(t) for t in conn.execute(sa.select(*oldest)).one() if t is not None]
+    return min(found, default=None)

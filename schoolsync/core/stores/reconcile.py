@@ -125,3 +125,13 @@ def counts_by_kind(conn: Connection, school: str, since: datetime) -> dict[tuple
         .group_by(items.c.kind, items.c.status)
     ).all()
     return {(str(kind), str(status)): int(n) for kind, status, n in rows}
+
+
+def open_by_school(conn: Connection) -> dict[str, int]:
+    """Open items (waiting for a person) per school (index on school, status)."""
+    rows = conn.execute(
+        sa.select(items.c.school, sa.func.count())
+        .where(items.c.status == OPEN)
+        .group_by(items.c.school)
+    ).all()
+    return {str(school): int(n) for school, n in rows}
