@@ -14,6 +14,11 @@ CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
 PHONE = re.compile(r"(?<![\w+-])(?:\+?\d[\s\-()]*){9,14}\d(?![\w-])")
 AUTH = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 SECRET_PARAM = re.compile(r"(?i)\b(secret|token|password|access_token|refresh_token|key)=([^&\s]+)")
+# names of fields, headers and log keys whose whole value is a secret (Sentry events, log lines)
+SENSITIVE_KEY = re.compile(
+    r"(?i)token|secret|passw|authori[sz]ation|cookie|credential|signature|api[_-]?key"
+    r"|private[_-]?key|(?:^|[_-])key$|^dsn$|session"
+)
 
 
 def luhn_valid(digits: str) -> bool:

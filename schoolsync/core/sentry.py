@@ -17,16 +17,12 @@ import sentry_sdk
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
 
 from schoolsync import __version__
-from schoolsync.core.pii import mask_text
+from schoolsync.core.pii import SENSITIVE_KEY, mask_text
 from schoolsync.core.settings import Settings
 
 MASK = "***"
 FAILURE_TAG = "failure_id"
 
-SENSITIVE_KEY = re.compile(
-    r"(?i)token|secret|passw|authori[sz]ation|cookie|credential|signature|api[_-]?key"
-    r"|private[_-]?key|(?:^|[_-])key$|^dsn$|session"
-)
 # cookie-style pairs that core.pii leaves alone (``session=...`` in a Cookie header's text)
 _COOKIE_PAIR = re.compile(r"(?i)\b(session\w*|sid|csrf\w*|jwt|auth\w*)=([^;&\s'\"]+)")
 # Sentry's structural fields: identifiers and times, never personal data (kept readable)

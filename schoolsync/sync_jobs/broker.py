@@ -14,6 +14,7 @@ from dramatiq.middleware import CurrentMessage, Retries
 
 from schoolsync.core.errors import is_retryable
 from schoolsync.core.settings import BrokerSettings, JobSettings
+from schoolsync.sync_jobs.log_context import LogContext
 
 HEARTBEATS = "__heartbeats__"
 
@@ -74,7 +75,8 @@ def retry_policy(max_retries: int) -> Callable[[int, BaseException], bool]:
 
 
 def build_broker(url: str, *, broker: BrokerSettings, jobs: JobSettings) -> LedgerBroker:
-    """A broker with our recovery tuning and retry policy; add the ledger middleware after."""
+    """A broker with our recovery tuning, retry policy and log context (job and message ids in
+    every line); add the ledger middleware after."""
     redis_broker = LedgerBroker(  # type: ignore[no-untyped-call]
         url=url,
         namespace=broker.namespace,
@@ -90,4 +92,6 @@ def build_broker(url: str, *, broker: BrokerSettings, jobs: JobSettings) -> Ledg
             middleware.max_backoff = jobs.max_backoff_ms
             middleware.retry_when = retry_policy(jobs.max_retries)
     redis_broker.add_middleware(CurrentMessage())
+    # first of all: every other middleware's log lines (the ledger's too) carry the message's ids
+    redis_broker.add_middleware(LogContext(), before=type(redis_broker.middleware[0]))
     return redis_broker

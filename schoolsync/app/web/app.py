@@ -18,6 +18,7 @@ from schoolsync.app.web.admin_pages import pages_router
 from schoolsync.app.web.health import health_router
 from schoolsync.app.web.ingest import InboxWriter
 from schoolsync.app.web.metrics import build_registry
+from schoolsync.app.web.request_ids import RequestIds
 from schoolsync.app.web.webhooks import WebhookEndpoint
 
 
@@ -42,7 +43,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Webhook ingest, health and the admin API of schoolsync.",
         lifespan=lifespan,
     )
-    registry, webhook_counter = build_registry(runtime.db, runtime.broker)
+    registry, webhook_counter = build_registry(
+        runtime.db, runtime.broker, jobs_settings=runtime.settings.jobs
+    )
     endpoint = WebhookEndpoint(
         sources=runtime.sources,
         writer=writer,
@@ -79,13 +82,18 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 
 class FastPath:
-    """ASGI app: ``/webhooks/*`` straight to its route, everything else to FastAPI."""
+    """ASGI app: ``/webhooks/*`` straight to its route, everything else to FastAPI; every
+    request, on either path, with its request id (``X-Request-ID``, in every log line)."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.webhooks: ASGIApp = app.state.webhooks
+        self._with_ids = RequestIds(self._route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._with_ids(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/webhooks/"):
             await self.webhooks(scope, receive, send)
         else:

@@ -104,8 +104,9 @@ class WebhookEndpoint:
         )
         try:
             stored = await asyncio.wrap_future(self.writer.submit(record))
-        except Exception:
+        except Exception as exc:  # the sender retries; this line carries the request id
             self.counter.labels(name, "unavailable").inc()
+            log.warning("webhook not stored, answered 503", source=name, error=type(exc).__name__)
             return JSONResponse({"error": "storage unavailable, retry later"}, status_code=503)
         outcome = "accepted" if stored.inbox_id is not None else "duplicate"
         self.counter.labels(name, outcome).inc()

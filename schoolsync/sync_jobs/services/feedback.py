@@ -521,4 +521,4 @@ def reread_survey_row(ctx: JobContext, school_id: str, key: str) -> None:
                 }
                 intake(ctx, school, draft, origin=origin)
             return
-    log.info("the failed survey row was changed or removed; new rows are polled", key=key)
+    log.info("the failed survey row was changed or removed; new rows are polled", row=key)

@@ -436,7 +436,7 @@ class _Sender:
                 error_class=error_class,
                 error=text,
             )
-        log.error("Telegram refused a message", school=self.school.id, key=message.key)
+        log.error("Telegram refused a message", school=self.school.id, message=message.key)
 
     def _block(
         self, message: OutMessage, exc: AuthError | NotFoundError | ConfigError | RejectedError

@@ -93,7 +93,7 @@ def send_session_email(
         )
         email = ClientContact.from_json(row["contact"]).email if row is not None else None
         if not current or email is None or effects.exists(conn, key):
-            log.info("session e-mail not needed (any more)", school=school_id, session=session)
+            log.info("session e-mail not needed (any more)", school=school_id, appointment=session)
             return False
         if effects.exists(conn, key + HANDED_OVER):
             raise DeliveryUnknownError(
@@ -132,7 +132,7 @@ def send_session_email(
         raise
     with ctx.db.write() as conn:
         effects.record(conn, school=school_id, key=key, job_id=None, detail={"kind": kind})
-    log.info("session reminder e-mailed", school=school_id, session=session, kind=kind)
+    log.info("session reminder e-mailed", school=school_id, appointment=session, kind=kind)
     return True
 
 
