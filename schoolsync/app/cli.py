@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schoolsync.app.cli_admin import failures_app, inbox_app
+from schoolsync.app.cli_health import health_app
 from schoolsync.app.cli_reconcile import reconcile_app
 from schoolsync.app.cli_refunds import refunds_app
 from schoolsync.app.cli_reports import report_app
@@ -45,6 +46,7 @@ app.add_typer(payments_app, name="payments")
 app.add_typer(refunds_app, name="refunds")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(report_app, name="report")
+app.add_typer(health_app, name="healthcheck")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -161,14 +163,17 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the scheduler role: enqueues periodic jobs once per slot, runs none itself."""
+    from schoolsync.core.heartbeat import Heartbeat, heartbeat_path
     from schoolsync.sync_jobs.scheduler import Scheduler
 
     settings = _settings()
+    init_sentry(settings, "scheduler")  # its failures (a store down at a tick) reach Sentry too
     runtime = _runtime(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    Scheduler(runtime.db, runtime.queue, runtime.schedule).run_forever(stop)
+    beat = Heartbeat(heartbeat_path(settings.data_dir, "scheduler"))  # `healthcheck scheduler`
+    Scheduler(runtime.db, runtime.queue, runtime.schedule).run_forever(stop, on_tick=beat.beat)
 
 
 @app.command()
@@ -230,6 +235,13 @@ def sandbox(
     paypal_webhook: Annotated[
         str | None, typer.Option(help="where the PayPal sandbox sends webhook events")
     ] = None,
+    getcourse_callback_attempts: Annotated[
+        int, typer.Option(min=1, help="tries per GetCourse callback (non-2xx or no answer)")
+    ] = 3,
+    getcourse_callback_backoff: Annotated[
+        float,
+        typer.Option(min=0.0, help="seconds before the 2nd try, doubling after (at most 5)"),
+    ] = 0.05,
 ) -> None:
     """Serve the GetCourse, amoCRM, Telegram, Google Sheets, YooKassa, Robokassa and PayPal
     sandboxes (fake platforms for trying schoolsync out)."""
@@ -249,7 +261,10 @@ def sandbox(
     served = f"http://127.0.0.1:{port or settings.sandbox_port}"
     asgi = create_app(
         GetCourseSandboxConfig(
-            key=SANDBOX_SECRETS["sandbox_getcourse_key"], callback_url=getcourse_callback
+            key=SANDBOX_SECRETS["sandbox_getcourse_key"],
+            callback_url=getcourse_callback,
+            callback_attempts=getcourse_callback_attempts,
+            callback_backoff_s=getcourse_callback_backoff,
         ),
         AmoSandboxConfig(
             long_lived_token=SANDBOX_SECRETS["sandbox_amocrm_token"], webhook_url=amocrm_webhook

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dramatiq
 
 from schoolsync.app.bootstrap import build_runtime
+from schoolsync.core.heartbeat import heartbeat_path, start_heartbeat
 from schoolsync.core.logging import configure_logging
 from schoolsync.core.sentry import init_sentry
 from schoolsync.core.settings import Settings
@@ -19,3 +20,4 @@ init_sentry(_settings, "worker")  # before the broker: the Dramatiq integration 
 runtime = build_runtime(_settings, with_actors=True)
 broker = runtime.broker
 dramatiq.set_broker(broker)
+start_heartbeat(heartbeat_path(_settings.data_dir, "worker"))  # `schoolsync healthcheck worker`

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -132,6 +132,24 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     jobs: JobSettings = JobSettings()
     worker: WorkerSettings = WorkerSettings()
+
+    @field_validator(
+        "generic_secret", "admin_token", "sentry_dsn", "database_url", "redis_url", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``SCHOOLSYNC_GENERIC_SECRET=`` (an env file's empty line) means "not set": an empty
+        webhook secret or admin token would otherwise let anyone sign or sign in."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _drop_empty_secrets(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (isinstance(v, str) and not v.strip())}
+        return value
 
     def secret(self, name: str) -> str | None:
         """The value of a named secret (names are case-insensitive), or None."""

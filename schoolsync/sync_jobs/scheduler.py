@@ -4,6 +4,7 @@ number of scheduler replicas enqueue it once. Jobs are enqueued, never run here.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,9 +77,19 @@ class Scheduler:
         self.queue.send(created)
         return created
 
-    def run_forever(self, stop: threading.Event, *, interval_s: float = 1.0) -> None:
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        interval_s: float = 1.0,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Tick every ``interval_s`` until ``stop`` is set; ``on_tick`` (a heartbeat) is called
+        before each tick, whether or not the database answers."""
         log.info("scheduler started", jobs=[p.name for p in self.schedule])
         while not stop.is_set():
+            if on_tick is not None:
+                on_tick()
             try:
                 self.tick()
             except sa_exc.SQLAlchemyError as exc:

@@ -85,3 +85,20 @@ def test_check_config_command_exit_codes(tmp_path: Path) -> None:
     assert "bad.yaml:1: timezone: unknown time zone 'Nowhere'" in failed.output
     assert "bad.yaml:2: extra: unknown setting" in failed.output
     assert "Traceback" not in failed.output
+
+
+def test_empty_secrets_in_the_environment_mean_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An env file's `SCHOOLSYNC_GENERIC_SECRET=` must not turn the generic webhooks on with an
+    empty HMAC key (anyone could sign), nor an empty admin token open the admin API."""
+    from schoolsync.core.settings import Settings
+
+    for name in ("GENERIC_SECRET", "ADMIN_TOKEN", "SENTRY_DSN", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.setenv(f"SCHOOLSYNC_{name}", "")
+    monkeypatch.setenv("SCHOOLSYNC_SECRETS__AMOCRM_TOKEN", " ")
+    settings = Settings()
+    assert settings.generic_secret is None
+    assert settings.admin_token is None
+    assert settings.sentry_dsn is None
+    assert settings.redis_url is None
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert settings.secret("amocrm_token") is None

@@ -126,7 +126,7 @@ class CallbackDispatcher:
     `submit` is thread-safe and returns at once. Each worker keeps one keep-alive connection
     per host (stdlib `http.client`: cheap enough for tens of thousands of callbacks). A callback
     is tried `max_attempts` times in all on a connection error or a non-2xx answer, with a
-    doubling pause, then given up as failed.
+    doubling pause (`backoff_s`, at most `max_backoff_s`), then given up as failed.
     """
 
     def __init__(
@@ -134,12 +134,14 @@ class CallbackDispatcher:
         *,
         max_attempts: int = 3,
         backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
         timeout_s: float = 5.0,
         workers: int = 8,
         log_size: int = 20_000,
     ) -> None:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
         self.workers = workers
         self.counts = {"enqueued": 0, "delivered": 0, "failed": 0, "dropped": 0, "attempts": 0}
@@ -231,7 +233,7 @@ class CallbackDispatcher:
                 outcome = "delivered"
                 break
             if attempt < self.max_attempts:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s))
         with self._lock:
             if generation != self._generation:
                 return

@@ -36,12 +36,18 @@ class GetCourseSandboxConfig:
     a process operation «Вызвать URL»; `None` sends no callbacks. Whatever `callback_method`
     is, the data travels in the query string (GetCourse docs). The export limits count every
     export API request (start and poll) in a sliding window of `export_window_s` seconds.
+    A callback is tried `callback_attempts` times in all (a connection error or a non-2xx
+    answer), pausing `callback_backoff_s` after the first try and twice as long after each
+    next one, at most `callback_backoff_max_s`.
     """
 
     account: str = "sandbox"
     key: str = "sandbox-secret-key"
     callback_url: str | None = None
     callback_method: str = "POST"
+    callback_attempts: int = 3
+    callback_backoff_s: float = 0.05
+    callback_backoff_max_s: float = 5.0
     export_budget: int = 100
     export_window_s: float = 7200
     export_ready_after_s: float = 1.0

@@ -21,7 +21,11 @@ class GetCourseSandbox:
     def __init__(self, config: GetCourseSandboxConfig) -> None:
         self.config = config
         self.faults = Faults()
-        self.dispatcher = CallbackDispatcher()
+        self.dispatcher = CallbackDispatcher(
+            max_attempts=config.callback_attempts,
+            backoff_s=config.callback_backoff_s,
+            max_backoff_s=config.callback_backoff_max_s,
+        )
         self.callback_url = config.callback_url
         self.callback_method = config.callback_method.upper()
         self.lock = threading.RLock()
