@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: run test lint install clean bench
+.PHONY: run test lint install clean bench reliability
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "schoolsync needs Python 3.11 or newer; found " + sys.version.split()[0])'
@@ -24,8 +24,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# two test processes: most e2e time is waiting on real processes, so the suite takes about half
+# as long; the heavy reliability scenarios share one group and run one after another
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+# the reliability suite at the issue's full sizes (10,000 orders, 10 kills, 2 min outage): ~20 min
+reliability: $(STAMP)
+	SCHOOLSYNC_RELIABILITY_FULL=1 $(BIN)/pytest -m reliability --timeout 3600 -s
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -23,6 +23,11 @@ import uvicorn
 from schoolsync.core.db import Database
 from schoolsync.core.db.migrate import upgrade
 
+# pytest-xdist's workers start with COLUMNS=80 LINES=24, and rich fixes a console's width from
+# them when the CLI module is imported: the CLI tests' tables would be cut to 80 columns there
+for _fixed in ("COLUMNS", "LINES"):
+    os.environ.pop(_fixed, None)
+
 _QUIETED = ("uvicorn.access", "httpx", "alembic")
 
 
@@ -129,9 +134,87 @@ def _pg_bin(name: str) -> str | None:
     return str(candidates[-1]) if candidates else None
 
 
+def postgres_available() -> bool:
+    return _pg_bin("initdb") is not None and _pg_bin("pg_ctl") is not None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl) that tests can stop and start again on
+    the same port with its data, run as an unprivileged user when root (``fsync=off``).
+
+    pytest's temp dirs are private to root and initdb refuses root, so the cluster lives in a
+    directory of its own (``/tmp/schoolsync-pg-*``) owned by that user; ``destroy`` removes it.
+    """
+
+    def __init__(self, *, options: str = "") -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not available")
+        self.initdb, self.pg_ctl = initdb, pg_ctl
+        self.options = options
+        self.base = Path(tempfile.mkdtemp(prefix="schoolsync-pg-"))
+        self.data = self.base / "data"
+        self.log = self.base / "pg.log"
+        self.port = free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = "postgres" if _user_exists("postgres") else "nobody"
+            shutil.chown(self.base, user)
+            self.prefix = ["runuser", "-u", user, "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://schoolsync@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Create the cluster on first use, then start it and wait until it accepts connections."""
+        if not self.data.exists():
+            subprocess.run(
+                [
+                    *self.prefix,
+                    self.initdb,
+                    *("-D", str(self.data), "-U", "schoolsync", "--auth=trust", "-E", "UTF8"),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            [
+                *self.prefix,
+                self.pg_ctl,
+                *("-D", str(self.data), "-l", str(self.log), "-w", "start"),
+                *("-o", f"{options} {self.options}".strip()),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode`` (smart, fast or immediate); nothing if it is not running."""
+        if not (self.data / "postmaster.pid").exists():
+            return
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def restart(self, *, down_s: float = 0.0, mode: str = "fast") -> None:
+        self.stop(mode)
+        time.sleep(down_s)
+        self.start()
+
+    def destroy(self) -> None:
+        """Stop at once and remove the cluster's directory."""
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (initdb + pg_ctl), run as an unprivileged user when root.
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session (see ``PostgresServer``).
 
     ``SCHOOLSYNC_TEST_POSTGRES_URL`` points at an existing server instead.
     """
@@ -139,48 +222,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    need(initdb is not None and pg_ctl is not None, "PostgreSQL binaries (initdb, pg_ctl)")
-    assert initdb and pg_ctl
-    # pytest's temp dirs are private to root; initdb refuses root, so the cluster lives in a
-    # directory of its own owned by the unprivileged user
-    base = Path(tempfile.mkdtemp(prefix="schoolsync-pg-"))
-    data = base / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = "postgres" if _user_exists("postgres") else "nobody"
-        shutil.chown(base, user)
-        prefix = ["runuser", "-u", user, "--"]
-    port = free_port()
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-U", "schoolsync", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-l",
-            str(base / "pg.log"),
-            "-w",
-            "start",
-            "-o",
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    need(postgres_available(), "PostgreSQL binaries (initdb, pg_ctl)")
+    server = PostgresServer()
+    server.start()
     try:
-        yield f"postgresql+psycopg://schoolsync@127.0.0.1:{port}/postgres"
+        yield server.url
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
+        server.destroy()
 
 
 def _user_exists(name: str) -> bool:

@@ -4,7 +4,7 @@ what is not certain waits for a person, who settles it with one call."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -198,6 +198,8 @@ def test_the_findings_go_to_the_report_sheet_once_a_day(
         update={"rules": {"reconciliation": {"report": {"spreadsheet": "report-sheet-1"}}}}
     )
     monkeypatch.setattr(setup.ctx, "config", AppConfig(schools=[with_report]))
+    # 10:00 school time today: both runs below fall on one school day whatever the clock says
+    morning = datetime.combine(T0.astimezone(SCHOOL.tz).date(), time(10), SCHOOL.tz)
     record(
         setup.ctx,
         SCHOOL.id,
@@ -206,12 +208,12 @@ def test_the_findings_go_to_the_report_sheet_once_a_day(
             external_id="bank:2",
             amount=Money(amount=Decimal("555")),
             kind=MANUAL,
-            paid_at=T0,
+            paid_at=morning,
         ),
     )
 
-    run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=1))
-    run_reconciliation(setup.ctx, SCHOOL.id, now=T0 + timedelta(hours=2))  # the same day
+    run_reconciliation(setup.ctx, SCHOOL.id, now=morning + timedelta(hours=1))
+    run_reconciliation(setup.ctx, SCHOOL.id, now=morning + timedelta(hours=2))  # the same day
 
     rows = [
         r for r in sheets.get("/_sandbox/spreadsheets/report-sheet-1").json()["tabs"]["Сверка"] if r
