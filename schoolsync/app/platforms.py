@@ -339,6 +339,11 @@ def build_platforms(
                     ),
                 ),
             )
+        paypal_block = school.block("accounts.paypal")
+        if paypal_block:
+            found.paypal = paypal_client(
+                PayPalAccount.model_validate(paypal_block), secret, school.id
+            )
         kassa_block = school.block("accounts.yookassa")
         if kassa_block:
             kassa = YooKassaAccount.model_validate(kassa_block)
@@ -362,6 +367,22 @@ def build_platforms(
     if secret.missing:
         raise ConfigError("secrets named in the config are not set: " + "; ".join(secret.missing))
     return platforms
+
+
+def paypal_client(
+    account: PayPalAccount, secret: SecretLookup, school_id: str
+) -> PayPalClient | None:
+    """One PayPal app's REST client, for the web role (online verification) and the workers
+    (re-fetching what a webhook names). No pacer: PayPal publishes no rate to pace under, and
+    its 429 is retried by the job. None when the client secret is not set (``secret`` has
+    noted it, for the ``ConfigError`` its caller raises)."""
+    where = f"schools[{school_id}].accounts.paypal.client_secret_env"
+    client_secret = secret(account.client_secret_env, where)
+    if not client_secret:
+        return None
+    http = build_client(account.base_url, timeout=account.timeout_s)
+    tokens = PayPalTokens(http, account.endpoint, account.client_id, client_secret)
+    return PayPalClient(http, account.endpoint, tokens, webhook_id=account.webhook_id)
 
 
 def build_mailers(settings: Settings, config: AppConfig, *, sandbox: bool) -> dict[str, SmtpClient]:
@@ -461,14 +482,6 @@ def webhook_sources(
         paypal_block = school.block("accounts.paypal")
         if paypal_block:
             paypal = PayPalAccount.model_validate(paypal_block)
-            where = f"schools[{school.id}].accounts.paypal"
-            http = build_client(paypal.base_url, timeout=20)
-            tokens = PayPalTokens(
-                http,
-                paypal.endpoint,
-                paypal.client_id,
-                secret(paypal.client_secret_env, f"{where}.client_secret_env"),
-            )
             paypal_routes.append(
                 PayPalRoute(
                     school=school.id,
@@ -477,9 +490,7 @@ def webhook_sources(
                     certs=CertStore(
                         paypal.cert_dir(settings.data_dir), suffixes=tuple(paypal.cert_hosts)
                     ),
-                    client=PayPalClient(
-                        http, paypal.endpoint, tokens, webhook_id=paypal.webhook_id
-                    ),
+                    client=paypal_client(paypal, secret, school.id),
                 )
             )
         kassa_block = school.block("accounts.yookassa")

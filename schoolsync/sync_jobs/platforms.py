@@ -11,6 +11,7 @@ from schoolsync.connectors.amocrm.client import AmoCrmClient
 from schoolsync.connectors.amocrm.oauth import TokenProvider
 from schoolsync.connectors.getcourse.client import GetCourseClient
 from schoolsync.connectors.getcourse.exports import GetCourseExports
+from schoolsync.connectors.paypal.client import PayPalClient
 from schoolsync.connectors.sheets.client import SheetsClient
 from schoolsync.connectors.telegram.client import Pacer as ChatPacer
 from schoolsync.connectors.telegram.client import TelegramClient
@@ -65,6 +66,7 @@ class SchoolPlatforms:
     telegram: TelegramSetup | None = None
     sheets: SheetsSetup | None = None
     yookassa: YooKassaSetup | None = None
+    paypal: PayPalClient | None = None  # re-fetches what a PayPal webhook names
 
 
 @dataclass

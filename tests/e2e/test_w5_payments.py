@@ -240,16 +240,29 @@ def test_a_paypal_capture_signed_by_paypal_pays_its_order(
     )
     cost = sb.get(f"/getcourse/_sandbox/orders/{number}").json()["cost"]
 
-    sb.post(
+    paid = sb.post(
         "/paypal/_sandbox/captures",
-        json={"amount": cost, "currency": "RUB", "invoice_id": number, "custom_id": number},
-    ).raise_for_status()
+        json={
+            "amount": cost,
+            "currency": "RUB",
+            "invoice_id": number,
+            "custom_id": number,
+            "payer": {"given_name": "Sasha", "surname": "Demin", "email": "dad@example.org"},
+        },
+    )
+    paid.raise_for_status()
 
     service.wait_for(
         lambda: bool(service.query("SELECT id FROM payments WHERE match_state = 'matched'")),
         timeout=60,
         what="the matched PayPal payment",
     )
+    # recorded as the worker re-fetched it from PayPal: the capture, its fee, the order's payer
+    (row,) = service.query("SELECT external_id, fee_minor, payer_email, order_number FROM payments")
+    capture = paid.json()["capture"]
+    fee = capture["seller_receivable_breakdown"]["paypal_fee"]["value"]
+    assert (row["external_id"], row["order_number"]) == (capture["id"], number)
+    assert (row["fee_minor"], row["payer_email"]) == (int(Decimal(fee) * 100), "dad@example.org")
     # PayPal money never reaches GetCourse by itself: GetCourse is told
     service.wait_for(
         lambda: sb.get("/getcourse/_sandbox/state").json()["payments"] == 1,

@@ -1,6 +1,6 @@
 """The PayPal sandbox answers as PayPal's REST docs say for what our side uses: client
-credentials, captures and orders, webhook events signed like PayPal's (checked here by hand
-with the served certificate) and verify-webhook-signature."""
+credentials, captures, refunds, orders and v1 sales, webhook events signed like PayPal's
+(checked here by hand with the served certificate) and verify-webhook-signature."""
 
 from __future__ import annotations
 
@@ -202,6 +202,69 @@ def test_bad_capture_requests() -> None:
             {"amount": "5", "currency": "EURO"},
         ):
             assert client.post(f"{BASE}/_sandbox/captures", json=body).status_code == 400
+
+
+def test_a_refund_is_read_with_the_capture_it_refunds() -> None:
+    with make_client() as client:
+        capture_id = pay(client)["capture"]["id"]
+        made = client.post(f"{BASE}/_sandbox/captures/{capture_id}/refund", json={}).json()
+        headers = bearer(client)
+        refund = client.get(f"{BASE}/v2/payments/refunds/{made['refund']['id']}", headers=headers)
+        assert refund.status_code == 200
+        assert refund.json() == made["refund"]
+        assert refund.json()["status"] == "COMPLETED"
+        assert refund.json()["amount"] == {"currency_code": "EUR", "value": "100.00"}
+        up = [link["href"] for link in refund.json()["links"] if link["rel"] == "up"]
+        assert up == [f"https://api.sandbox.paypal.com/v2/payments/captures/{capture_id}"]
+        capture = client.get(f"{BASE}/v2/payments/captures/{capture_id}", headers=headers)
+        assert capture.json()["status"] == "REFUNDED"
+        missing = client.get(f"{BASE}/v2/payments/refunds/NOPE", headers=headers)
+        assert missing.status_code == 404 and missing.json()["name"] == "RESOURCE_NOT_FOUND"
+        assert client.get(f"{BASE}/v2/payments/refunds/{made['refund']['id']}").status_code == 401
+
+
+def test_a_v1_sale_its_event_and_its_404() -> None:
+    with make_client() as client:
+        made = client.post(
+            f"{BASE}/_sandbox/sales",
+            json={
+                "amount": "20.00",
+                "currency": "usd",
+                "custom": "order-2",
+                "invoice_number": "GC-2",
+            },
+        )
+        assert made.status_code == 200, made.text
+        sale = made.json()["sale"]
+        assert (sale["state"], sale["amount"]) == (
+            "completed",
+            {"total": "20.00", "currency": "USD"},
+        )
+        assert sale["transaction_fee"] == {"value": "1.19", "currency": "USD"}  # 3.49 % + 0.49
+        assert (sale["custom"], sale["invoice_number"]) == ("order-2", "GC-2")
+        assert sale["parent_payment"].startswith("PAY-")
+        headers = bearer(client)
+        fetched = client.get(f"{BASE}/v1/payments/sale/{sale['id']}", headers=headers)
+        assert fetched.status_code == 200 and fetched.json() == sale
+        event = made.json()["event"]
+        body = json.loads(event["body"])
+        assert (body["event_type"], body["resource_type"], body["resource_version"]) == (
+            "PAYMENT.SALE.COMPLETED",
+            "sale",
+            "1.0",
+        )
+        assert body["resource"] == sale
+        pem = client.get(f"{BASE}/_sandbox/cert.pem").content
+        assert verify_by_hand(pem, event["headers"], event["body"].encode(), CONFIG.webhook_id)
+        missing = client.get(f"{BASE}/v1/payments/sale/NOPE", headers=headers)
+        assert missing.status_code == 404
+        assert missing.json()["name"] == "INVALID_RESOURCE_ID"
+        assert missing.headers["Paypal-Debug-Id"] == missing.json()["debug_id"]
+        assert "details" not in missing.json()  # v1's flat error body
+        assert client.get(f"{BASE}/v1/payments/sale/{sale['id']}").status_code == 401
+        for bad in ({}, {"amount": "0"}, {"amount": "5", "currency": "EURO"}):
+            assert client.post(f"{BASE}/_sandbox/sales", json=bad).status_code == 400
+        assert client.get(f"{BASE}/_sandbox/state").json()["sales"] == 1
 
 
 # -- events -----------------------------------------------------------------------------------

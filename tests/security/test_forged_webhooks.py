@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,10 +23,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
+import sqlalchemy as sa
+from dramatiq import Worker
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import RedisServer
+from schoolsync.connectors.http import Endpoint, build_client
+from schoolsync.connectors.paypal import PayPalClient, PayPalTokens
+from schoolsync.core.db.tables import payments
+from schoolsync.core.stores import failures, jobs
+from schoolsync.core.stores import inbox as inbox_store
+from schoolsync.sandbox.paypal import PayPalSandboxConfig, create_app
+from schoolsync.sync_jobs.actors import register_actors
+from schoolsync.sync_jobs.platforms import SchoolPlatforms
+from tests.conftest import RedisServer, serving
 from tests.connectors.paypal.signing import Signer, make_signer
 from tests.security.forgeries import (
     FORGERIES,
@@ -34,9 +46,12 @@ from tests.security.forgeries import (
     dumps,
     paypal_event,
 )
+from tests.security.forgeries.paypal import paypal_delivery
 from tests.security.harness import (
     AMOCRM_SECRET,
     GETCOURSE_SECRET,
+    PAYPAL_WEBHOOK_ID,
+    SCHOOL,
     TELEGRAM_SECRET,
     Delivery,
     WebhookApp,
@@ -148,22 +163,7 @@ def test_a_yookassa_replay_from_its_network_with_another_amount_is_a_duplicate(
 
 @pytest.mark.parametrize(
     ("source", "secret"),
-    [
-        ("getcourse", GETCOURSE_SECRET),
-        ("amocrm", AMOCRM_SECRET),
-        pytest.param(
-            "telegram",
-            TELEGRAM_SECRET,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "schoolsync/app/web/webhooks.py keeps every header but authorization, cookie "
-                    "and proxy-authorization (_DROPPED_HEADERS): Telegram's "
-                    "X-Telegram-Bot-Api-Secret-Token is stored in inbox.headers in clear"
-                ),
-            ),
-        ),
-    ],
+    [("getcourse", GETCOURSE_SECRET), ("amocrm", AMOCRM_SECRET), ("telegram", TELEGRAM_SECRET)],
     ids=["getcourse", "amocrm", "telegram"],
 )
 def test_a_genuine_delivery_is_stored_without_its_secret(
@@ -172,6 +172,30 @@ def test_a_genuine_delivery_is_stored_without_its_secret(
     row = accepted(app, GENUINE[source](signer, 3))
     kept = json.dumps(row["headers"]) + (row["query"] or "") + bytes(row["body"]).decode()
     assert secret not in kept
+
+
+def test_a_secret_sent_in_another_case_or_spelling_is_not_kept_either(app: WebhookApp) -> None:
+    marks = app.marks()
+    for query in (
+        f"Secret={GETCOURSE_SECRET}&id=1",
+        f"id=1&SECRET={GETCOURSE_SECRET}",
+        f"TOKEN={AMOCRM_SECRET}",
+        f"s%65cret={GETCOURSE_SECRET}",
+    ):
+        app.send(Delivery("getcourse", query=query))
+    app.send(
+        Delivery(
+            "telegram",
+            body=b"{}",
+            headers=(("X-Telegram-Bot-Api-Secret-Token", TELEGRAM_SECRET[:-1] + "x"),),
+        )
+    )
+    rows = app.since(marks).inbox
+    assert len(rows) == 5 and {r["status"] for r in rows} == {"rejected"}
+    for row in rows:
+        kept = json.dumps(row["headers"]) + (row["query"] or "")
+        assert GETCOURSE_SECRET not in kept and AMOCRM_SECRET not in kept
+        assert TELEGRAM_SECRET[:-1] not in kept  # a near miss is almost the secret
 
 
 # --- PayPal: the signature covers only the CRC-32 of the body ---------------------------------
@@ -212,32 +236,104 @@ def crc_fixed(body: bytes, target: int, filler_at: int, filler_len: int) -> byte
     return bytes(out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "PayPal signs crc32(body), not the body: a captured delivery's headers verify any body "
-        "with the same CRC-32, and process_paypal_event "
-        "(schoolsync/sync_jobs/services/provider_payments.py) records the body's capture id and "
-        "amount without re-fetching the capture from PayPal"
-    ),
-)
-def test_a_paypal_body_rewritten_to_the_same_crc32_is_refused(
+def rewritten(genuine: bytes, event: dict[str, Any]) -> bytes:
+    """``event`` as a body with the CRC-32 of ``genuine`` (its ``summary`` is the filler)."""
+    event = {**event, "summary": "a" * 64}
+    draft = dumps(event)
+    forged = crc_fixed(draft, zlib.crc32(genuine), draft.index(b"a" * 64), 64)
+    assert zlib.crc32(forged) == zlib.crc32(genuine) and forged != genuine
+    return forged
+
+
+def sandbox_client(base_url: str) -> PayPalClient:
+    config = PayPalSandboxConfig()
+    endpoint = Endpoint("paypal", "paypal")
+    http = build_client(base_url, timeout=5)
+    tokens = PayPalTokens(http, endpoint, config.client_id, config.client_secret)
+    return PayPalClient(http, endpoint, tokens, webhook_id=PAYPAL_WEBHOOK_ID)
+
+
+def work(app: WebhookApp, job_ids: list[int], timeout_s: float = 20) -> dict[int, str]:
+    """Run the queued jobs with a worker as ``schoolsync worker`` runs them (the job ledger
+    records every final failure) until ``job_ids`` are finished; their statuses."""
+    runtime = app.runtime
+    register_actors(runtime.broker, runtime.context, time_limit_ms=10_000)
+    worker = Worker(runtime.broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with runtime.db.read() as conn:
+                found = {i: jobs.get(conn, i) for i in job_ids}
+            statuses = {i: str(row["status"]) if row else "" for i, row in found.items()}
+            if all(status in jobs.FINISHED for status in statuses.values()):
+                return statuses
+            assert time.monotonic() < deadline, statuses
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+
+
+def test_a_paypal_body_rewritten_to_the_same_crc32_records_only_paypals_figures(
     app: WebhookApp, signer: Signer
 ) -> None:
-    genuine = GENUINE["paypal"](signer, 4)
-    accepted(app, genuine)
-    # Given the genuine delivery (its signature headers are not secret: they travel with it)
-    forged_event = paypal_event("WH-FORGED-0001", "FORGEDCAPTURE1", Decimal("9999.00"))
-    forged_event["summary"] = "a" * 64
-    draft = dumps(forged_event)
-    at = draft.index(b"a" * 64)
-    forged = crc_fixed(draft, zlib.crc32(genuine.body), at, 64)
-    assert zlib.crc32(forged) == zlib.crc32(genuine.body)
-    assert json.loads(forged)["resource"]["amount"]["value"] == "9999.00"
-    # When it is sent again with another event id, capture id and amount
-    marks = app.marks()
-    response = app.send(Delivery("paypal", body=forged, headers=genuine.headers))
-    rows = app.since(marks)
-    # Then it must be refused, and nothing must be processed
-    assert response.status_code == 401, response.text
-    assert rows.jobs == []
+    """PayPal signs crc32(body), not the body: a genuine delivery's headers verify any body
+    with the same CRC-32, so the web role stores such a forgery (it cannot tell; PayPal's
+    online verification checks the same CRC). The guarantee is the worker's: the capture an
+    event names is re-fetched from PayPal and recorded as PayPal has it, so a made-up capture
+    fails visibly and a made-up amount never reaches the ledger."""
+    with serving(create_app(PayPalSandboxConfig())) as paypal_url:
+        platforms = app.runtime.context.platforms
+        assert platforms is not None
+        assert isinstance(platforms.of(SCHOOL).paypal, PayPalClient)  # the workers have one
+        # PayPal only (here, its sandbox): settling a payment must not reach other platforms
+        platforms.schools[SCHOOL] = SchoolPlatforms(paypal=sandbox_client(paypal_url))
+        paid = httpx.post(
+            f"{paypal_url}/_sandbox/captures", json={"amount": "25.10", "currency": "USD"}
+        )
+        capture_id = paid.json()["capture"]["id"]
+        # Given a genuine delivery of a real capture (its signature headers are not secret)
+        body = dumps(paypal_event("WH-GENUINE-0004", capture_id, Decimal("25.10")))
+        genuine = paypal_delivery(
+            body, signer.headers(body, PAYPAL_WEBHOOK_ID, transmission_id="t-4")
+        )
+        marks = app.marks()
+        accepted(app, genuine)
+        job_ids = [job["id"] for job in app.since(marks).jobs]
+        # When bodies with its CRC-32 name another capture, or the real one with another
+        # amount, and are sent with its headers
+        forged_rows = []
+        for event_id, forged_capture in (
+            ("WH-FORGED-0001", "FORGEDCAPTURE1"),
+            ("WH-FORGED-0002", capture_id),
+        ):
+            forged = rewritten(
+                genuine.body, paypal_event(event_id, forged_capture, Decimal("9999.00"))
+            )
+            assert json.loads(forged)["resource"]["amount"]["value"] == "9999.00"
+            marks = app.marks()
+            response = app.send(Delivery("paypal", body=forged, headers=genuine.headers))
+            assert response.status_code == 200, response.text  # the signature verifies
+            rows = app.since(marks)
+            (row,) = rows.inbox
+            (job,) = rows.jobs
+            forged_rows.append(row["id"])
+            job_ids.append(job["id"])
+        statuses = work(app, job_ids)
+
+    # Then the ledger holds PayPal's figures only, and the made-up capture is a failure
+    genuine_job, unknown_job, known_job = job_ids
+    assert statuses == {genuine_job: "done", unknown_job: "failed", known_job: "done"}
+    with app.runtime.db.read() as conn:
+        ledger = [dict(r) for r in conn.execute(sa.select(payments)).mappings()]
+        failure = failures.for_job(conn, unknown_job)
+        unknown_row = inbox_store.get(conn, forged_rows[0])
+    assert [(r["source"], r["external_id"], r["amount_minor"], r["currency"]) for r in ledger] == [
+        ("paypal", capture_id, 2510, "USD")
+    ]
+    assert failure is not None and failure["error_class"] == "NotFoundError"
+    assert (
+        "PayPal has no capture FORGEDCAPTURE1: the notification was not recorded "
+        "(forged or from another account?)"
+    ) in failure["error_message"]
+    assert unknown_row is not None and unknown_row["status"] == "received"  # kept to inspect

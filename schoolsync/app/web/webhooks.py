@@ -33,6 +33,14 @@ from schoolsync.core.stores.inbox import REJECTED, InboxRecord
 
 log = get_logger(__name__)
 _DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+# credentials a source checks in a header: seen by its verification, never stored (PayPal's
+# PAYPAL-TRANSMISSION-* are a signature, not a secret, and are kept for an operator)
+_SECRET_HEADERS = frozenset({"x-telegram-bot-api-secret-token"})
+
+
+def stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers as stored in the inbox: without the ones that carry a secret."""
+    return {k: v for k, v in headers.items() if k.lower() not in _SECRET_HEADERS}
 
 
 class WebhookEndpoint:
@@ -98,7 +106,7 @@ class WebhookEndpoint:
             source=name,
             dedup_key=accepted.dedup_key,
             body=raw.body,
-            headers=raw.headers,
+            headers=stored_headers(raw.headers),
             query=without_secrets(raw.query),
             remote_addr=raw.remote_addr,
         )
@@ -148,7 +156,7 @@ class WebhookEndpoint:
             source=name,
             dedup_key=f"rejected:{uuid4().hex}",
             body=raw.body,
-            headers=raw.headers,
+            headers=stored_headers(raw.headers),
             query=without_secrets(raw.query),
             remote_addr=raw.remote_addr,
             status=REJECTED,
@@ -165,8 +173,13 @@ _SECRET_PARAMS = frozenset({"secret", "key", "token"})
 
 
 def without_secrets(query: str) -> str:
-    """The query string as stored: URL secrets (``?secret=``) are checked, never kept."""
-    if not any(f"{name}=" in query for name in _SECRET_PARAMS):
+    """The query string as stored: URL secrets (``?secret=``, whatever the case of the name:
+    ``Secret=``, ``TOKEN=``) are checked, never kept."""
+    lowered = query.lower()
+    # a name may also be percent-encoded (``s%65cret=``): then parse to be sure
+    if "%" not in query and not any(f"{name}=" in lowered for name in _SECRET_PARAMS):
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+        return query
     return urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs])

@@ -1,7 +1,8 @@
-"""PayPal REST: OAuth2 client credentials, v2 captures and orders, and webhooks verified
-offline (RSA-SHA256 against the certificate at ``PAYPAL-CERT-URL``, cached) or online (PayPal's
-verify-webhook-signature). Facts and their sources are in the module docstrings and in
-``tests/fixtures/paypal/README.md``.
+"""PayPal REST: OAuth2 client credentials, v2 captures, refunds and orders, v1 sales, and
+webhooks verified offline (RSA-SHA256 against the certificate at ``PAYPAL-CERT-URL``, cached)
+or online (PayPal's verify-webhook-signature). The signature covers only a CRC-32 of the body:
+what an event names is re-fetched before it counts (``sync_jobs.services.provider_payments``).
+Facts and their sources are in the module docstrings and in ``tests/fixtures/paypal/README.md``.
 """
 
 from schoolsync.connectors.paypal.auth import PayPalTokens

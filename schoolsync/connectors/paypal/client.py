@@ -1,4 +1,5 @@
-"""PayPal REST client: captures, orders and PayPal's own webhook-signature check.
+"""PayPal REST client: captures, refunds, orders, v1 sales and PayPal's own webhook-signature
+check.
 
 Every call carries ``Authorization: Bearer`` from :class:`~.auth.PayPalTokens`. Answers become
 errors through ``connectors.http``; the PayPal-specific part::
@@ -11,9 +12,11 @@ errors through ``connectors.http``; the PayPal-specific part::
     404 RESOURCE_NOT_FOUND           -> NotFoundError
     400 INVALID_REQUEST, 422         -> RejectedError
 
-Messages carry PayPal's error ``name``, ``message`` and ``debug_id`` (which PayPal support asks
-for), masked; never a body or a token. Error bodies are ``{"name", "message", "debug_id",
-"details": [{"issue", "description"}]}`` (developer.paypal.com/api/rest/responses).
+An id that is not 1-64 letters, digits and '-' is a ``ValueError`` before any request (it
+could reach another path). Messages carry PayPal's error ``name``, ``message`` and
+``debug_id`` (which PayPal support asks for), masked; never a body or a token. Error bodies
+are ``{"name", "message", "debug_id", "details": [{"issue", "description"}]}``
+(developer.paypal.com/api/rest/responses); the v1 API's have no ``details``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from pydantic import BaseModel, ValidationError
 
 from schoolsync.connectors.http import Endpoint, body_failure, send
 from schoolsync.connectors.paypal.auth import PayPalTokens
-from schoolsync.connectors.paypal.models import Capture, ErrorBody, Order, VerifyResponse
+from schoolsync.connectors.paypal.models import (
+    Capture,
+    ErrorBody,
+    Order,
+    Refund,
+    Sale,
+    VerifyResponse,
+)
 from schoolsync.connectors.paypal.verify import Transmission
 from schoolsync.core.errors import AuthError, MalformedInputError
 from schoolsync.core.pii import mask_text
@@ -77,10 +87,22 @@ class PayPalClient:
         path = f"/v2/payments/captures/{_resource_id(capture_id)}"
         return self._parse(Capture, self._call("GET", path), "capture")
 
+    def get_refund(self, refund_id: str) -> Refund:
+        """``GET /v2/payments/refunds/{id}``: status, amount and the capture it refunds (its
+        ``up`` link)."""
+        path = f"/v2/payments/refunds/{_resource_id(refund_id)}"
+        return self._parse(Refund, self._call("GET", path), "refund")
+
     def get_order(self, order_id: str) -> Order:
         """``GET /v2/checkout/orders/{id}``: the payer, purchase units and their captures."""
         path = f"/v2/checkout/orders/{_resource_id(order_id)}"
         return self._parse(Order, self._call("GET", path), "order")
+
+    def get_sale(self, sale_id: str) -> Sale:
+        """``GET /v1/payments/sale/{id}`` (the older v1 payments API): state, amount, fee,
+        custom field and invoice number."""
+        path = f"/v1/payments/sale/{_resource_id(sale_id)}"
+        return self._parse(Sale, self._call("GET", path), "sale")
 
     def verify_webhook_signature_online(self, headers: Mapping[str, str], event: bytes) -> bool:
         """Ask PayPal whether a delivery is genuine (``verify-webhook-signature``).

@@ -6,8 +6,11 @@
   ``unsupported_grant_type``.
 - Every other call needs ``Authorization: Bearer <token>``; an unknown or expired token is 401
   ``invalid_token``.
-- ``GET /v2/payments/captures/{id}``, ``GET /v2/checkout/orders/{id}``: the resource, or 404
-  ``RESOURCE_NOT_FOUND`` / ``INVALID_RESOURCE_ID``.
+- ``GET /v2/payments/captures/{id}``, ``GET /v2/payments/refunds/{id}``,
+  ``GET /v2/checkout/orders/{id}``: the resource, or 404 ``RESOURCE_NOT_FOUND`` /
+  ``INVALID_RESOURCE_ID``.
+- ``GET /v1/payments/sale/{id}`` (v1 payments API): the sale, or 404 with v1's flat body
+  ``{"name": "INVALID_RESOURCE_ID", "message", "information_link", "debug_id"}``.
 - ``POST /v1/notifications/verify-webhook-signature`` (developer.paypal.com/api/webhooks/v1):
   ``{"auth_algo", "cert_url", "transmission_id", "transmission_sig", "transmission_time",
   "webhook_id", "webhook_event"}`` -> ``{"verification_status": "SUCCESS"|"FAILURE"}``. The CRC
@@ -31,7 +34,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from schoolsync.sandbox.paypal.errors import api_error, not_found, oauth_error, validation_error
+from schoolsync.sandbox.paypal.errors import (
+    api_error,
+    not_found,
+    oauth_error,
+    v1_not_found,
+    validation_error,
+)
 from schoolsync.sandbox.paypal.state import PayPalSandbox
 
 VERIFY_FIELDS = (
@@ -94,6 +103,25 @@ async def get_capture(sb: PayPalSandbox, request: Request) -> Response:
     with sb.lock:
         found = sb.captures.get(capture_id)
     return JSONResponse(found) if found is not None else not_found(capture_id)
+
+
+async def get_refund(sb: PayPalSandbox, request: Request) -> Response:
+    refused = unauthorized(sb, request)
+    if refused is not None:
+        return refused
+    refund_id = request.path_params["id"]
+    with sb.lock:
+        found = sb.refunds.get(refund_id)
+    return JSONResponse(found) if found is not None else not_found(refund_id)
+
+
+async def get_sale(sb: PayPalSandbox, request: Request) -> Response:
+    refused = unauthorized(sb, request)
+    if refused is not None:
+        return refused
+    with sb.lock:
+        found = sb.sales.get(request.path_params["id"])
+    return JSONResponse(found) if found is not None else v1_not_found()
 
 
 async def get_order(sb: PayPalSandbox, request: Request) -> Response:

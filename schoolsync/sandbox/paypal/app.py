@@ -30,7 +30,9 @@ def create_app(config: PayPalSandboxConfig | None = None) -> Starlette:
     routes = [
         Route("/v1/oauth2/token", bind(api.token), methods=["POST"]),
         Route("/v2/payments/captures/{id}", bind(api.get_capture), methods=["GET"]),
+        Route("/v2/payments/refunds/{id}", bind(api.get_refund), methods=["GET"]),
         Route("/v2/checkout/orders/{id}", bind(api.get_order), methods=["GET"]),
+        Route("/v1/payments/sale/{id}", bind(api.get_sale), methods=["GET"]),
         Route(
             "/v1/notifications/verify-webhook-signature",
             bind(api.verify_webhook_signature),
@@ -40,6 +42,7 @@ def create_app(config: PayPalSandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/cert.pem", bind(control.get_cert_pem), methods=["GET"]),
         Route("/_sandbox/captures", bind(control.post_capture), methods=["POST"]),
         Route("/_sandbox/captures/{id}/refund", bind(control.post_refund), methods=["POST"]),
+        Route("/_sandbox/sales", bind(control.post_sale), methods=["POST"]),
         Route("/_sandbox/events", bind(control.get_events), methods=["GET"]),
         Route("/_sandbox/events/{id}/resend", bind(control.post_resend), methods=["POST"]),
         Route("/_sandbox/tokens/revoke", bind(control.post_revoke_tokens), methods=["POST"]),

@@ -1,5 +1,5 @@
-"""``/_sandbox/*``: making payments and refunds (which send webhook events), reading events,
-the certificate, state, reset. No auth."""
+"""``/_sandbox/*``: making payments (v2 captures, v1 sales) and refunds, which send webhook
+events; reading events, the certificate, state, reset. No auth."""
 
 from __future__ import annotations
 
@@ -172,6 +172,47 @@ async def post_refund(sb: PayPalSandbox, request: Request) -> Response:
         sb, event, url=body.get("webhook_url") or sb.config.webhook_url, bad_signature=False
     )
     return JSONResponse({"refund": refund, "event": record})
+
+
+async def post_sale(sb: PayPalSandbox, request: Request) -> Response:
+    """A buyer pays through the older v1 payments API: ``{"amount", "currency"?, "custom"?,
+    "invoice_number"?, "webhook_url"?, "bad_signature"?}``.
+
+    Makes a completed v1 sale and sends ``PAYMENT.SALE.COMPLETED``. Answers the sale and the
+    event (its exact body and the headers of its first transmission).
+    """
+    try:
+        body = await _body(request)
+        amount = _amount(body.get("amount"))
+    except (ValueError, InvalidOperation):
+        return _refuse("amount (like 2500.00) is required; the body must be a JSON object")
+    currency = str(body.get("currency") or "EUR").upper()
+    if len(currency) != 3 or not currency.isalpha():
+        return _refuse("currency must be a three-letter code")
+    sold = resources.sale(
+        amount=amount,
+        currency=currency,
+        fee=sb.fee(amount),
+        custom=_optional(body.get("custom")),
+        invoice_number=_optional(body.get("invoice_number")),
+    )
+    with sb.lock:
+        sb.sales[sold["id"]] = sold
+        sb.counts["sales"] += 1
+    event = resources.event(
+        "PAYMENT.SALE.COMPLETED",
+        "sale",
+        sold,
+        f"Payment completed for {sold['amount']['total']} {currency}",
+        resource_version="1.0",
+    )
+    record = await _send(
+        sb,
+        event,
+        url=body.get("webhook_url") or sb.config.webhook_url,
+        bad_signature=bool(body.get("bad_signature")),
+    )
+    return JSONResponse({"sale": sold, "event": record})
 
 
 async def get_events(sb: PayPalSandbox, request: Request) -> Response:

@@ -48,6 +48,21 @@ def not_found(resource_id: str) -> JSONResponse:
     )
 
 
+def v1_not_found() -> JSONResponse:
+    """The v1 payments API's 404: a flat body, no ``details``."""
+    debug = debug_id()
+    return JSONResponse(
+        {
+            "name": "INVALID_RESOURCE_ID",
+            "message": "Requested resource ID was not found.",
+            "information_link": "https://developer.paypal.com/docs/api/payments/v1/#errors",
+            "debug_id": debug,
+        },
+        status_code=404,
+        headers={"Paypal-Debug-Id": debug},
+    )
+
+
 def validation_error(field: str, issue: str = "MISSING_REQUIRED_PARAMETER") -> JSONResponse:
     return api_error(
         400,

@@ -1,9 +1,11 @@
-"""Orders, captures, refunds and webhook events shaped as PayPal sends them.
+"""Orders, captures, refunds, v1 sales and webhook events shaped as PayPal sends them.
 
-Shapes from the Orders v2 and Payments v2 references and PayPal's webhook event samples
-(developer.paypal.com/api/rest/webhooks/event-names): ids of 17 capitals and digits, amounts as
-strings, times in UTC with a ``Z``; the capture carries ``supplementary_data.related_ids.order_id``
-and ``seller_receivable_breakdown``; the refund links ``up`` to its capture; events are
+Shapes from the Orders v2, Payments v2 and (for sales) Payments v1 references and PayPal's
+webhook event samples (developer.paypal.com/api/rest/webhooks/event-names): ids of 17 capitals
+and digits, amounts as strings, times in UTC with a ``Z``; the capture carries
+``supplementary_data.related_ids.order_id`` and ``seller_receivable_breakdown``; the refund
+links ``up`` to its capture; a v1 sale has ``amount: {"total", "currency"}``, ``state`` and
+``transaction_fee``; events are
 ``{"id": "WH-...", "event_version": "1.0", "create_time", "resource_type", "resource_version",
 "event_type", "summary", "resource", "links"}``.
 """
@@ -152,8 +154,58 @@ def refund(*, capture_body: dict[str, Any], amount: Decimal, currency: str) -> d
     return body
 
 
+def sale(
+    *,
+    amount: Decimal,
+    currency: str,
+    fee: Decimal,
+    custom: str | None,
+    invoice_number: str | None,
+) -> dict[str, Any]:
+    """A completed v1 sale (``GET /v1/payments/sale/{id}``, the resource of
+    ``PAYMENT.SALE.COMPLETED``): ``amount`` is ``{"total", "currency"}``, the fee
+    ``transaction_fee``, the payment it belongs to ``parent_payment`` (``PAY-...``)."""
+    sale_id = new_id()
+    parent = f"PAY-{new_id(24)}"
+    when = now_text()
+    body: dict[str, Any] = {
+        "id": sale_id,
+        "create_time": when,
+        "update_time": when,
+        "amount": {"total": f"{amount.quantize(_CENT, ROUND_HALF_UP):f}", "currency": currency},
+        "payment_mode": "INSTANT_TRANSFER",
+        "state": "completed",
+        "protection_eligibility": "ELIGIBLE",
+        "protection_eligibility_type": "ITEM_NOT_RECEIVED_ELIGIBLE,UNAUTHORIZED_PAYMENT_ELIGIBLE",
+        "parent_payment": parent,
+        "transaction_fee": {
+            "value": f"{fee.quantize(_CENT, ROUND_HALF_UP):f}",
+            "currency": currency,
+        },
+        "links": [
+            {"href": f"{API}/v1/payments/sale/{sale_id}", "rel": "self", "method": "GET"},
+            {"href": f"{API}/v1/payments/sale/{sale_id}/refund", "rel": "refund", "method": "POST"},
+            {
+                "href": f"{API}/v1/payments/payment/{parent}",
+                "rel": "parent_payment",
+                "method": "GET",
+            },
+        ],
+    }
+    if custom:
+        body["custom"] = custom
+    if invoice_number:
+        body["invoice_number"] = invoice_number
+    return body
+
+
 def event(
-    event_type: str, resource_type: str, resource: dict[str, Any], summary: str
+    event_type: str,
+    resource_type: str,
+    resource: dict[str, Any],
+    summary: str,
+    *,
+    resource_version: str = "2.0",
 ) -> dict[str, Any]:
     event_id = f"WH-{new_id()}-{new_id()}"
     return {
@@ -161,7 +213,7 @@ def event(
         "event_version": "1.0",
         "create_time": now_text(),
         "resource_type": resource_type,
-        "resource_version": "2.0",
+        "resource_version": resource_version,
         "event_type": event_type,
         "summary": summary,
         "resource": resource,

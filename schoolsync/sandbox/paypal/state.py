@@ -1,4 +1,5 @@
-"""One running sandbox PayPal app: its key, tokens, orders, captures, refunds and events."""
+"""One running sandbox PayPal app: its key, tokens, orders, captures, refunds, v1 sales and
+events."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ _COUNTS = (
     "token_refusals",
     "captures",
     "refunds",
+    "sales",
     "events",
     "deliveries",
     "delivered",
@@ -45,6 +47,7 @@ class PayPalSandbox:
         self.orders: dict[str, dict[str, Any]] = {}
         self.captures: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.sales: dict[str, dict[str, Any]] = {}  # v1
         # every event made, oldest first: {"id", "event_type", "body", "headers", "deliveries"}
         self.events: list[dict[str, Any]] = []
         self.counts = dict.fromkeys(_COUNTS, 0)
@@ -110,7 +113,7 @@ class PayPalSandbox:
             }
 
     def reset(self) -> None:
-        """Forget tokens, orders, captures, refunds, events and counts; the key stays."""
+        """Forget tokens, orders, captures, refunds, sales, events and counts; the key stays."""
         with self.lock:
             self._clear()
 

@@ -1,6 +1,6 @@
 """Our PayPal client and webhook source against the PayPal sandbox (written separately, from
-PayPal's docs): tokens, captures and orders; events the sandbox signs verify offline from a
-seeded certificate cache and online through its verify-webhook-signature."""
+PayPal's docs): tokens, captures, refunds, orders and v1 sales; events the sandbox signs verify
+offline from a seeded certificate cache and online through its verify-webhook-signature."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from schoolsync.connectors.paypal import (
     PayPalRoute,
     PayPalTokens,
     PayPalWebhook,
+    Sale,
     event_resource,
     parse_event,
 )
@@ -92,6 +93,37 @@ def test_captures_and_orders_are_read(sandbox_url: str) -> None:
     assert order.payer.name is not None and order.payer.name.full == "Sasha Demin"
     with pytest.raises(NotFoundError):
         paypal.get_capture("0000000000000000X")
+
+
+def test_refunds_and_sales_are_read(sandbox_url: str) -> None:
+    paid = pay(sandbox_url)
+    capture_id = paid["capture"]["id"]
+    made = httpx.post(
+        f"{sandbox_url}/_sandbox/captures/{capture_id}/refund", json={"amount": "5.00"}
+    ).json()
+    paypal = client(sandbox_url)
+    refund = paypal.get_refund(made["refund"]["id"])
+    assert (refund.status, refund.capture_id) == ("COMPLETED", capture_id)
+    assert refund.amount.value == Decimal("5.00")
+    assert paypal.get_capture(capture_id).status == "PARTIALLY_REFUNDED"
+
+    sold = httpx.post(
+        f"{sandbox_url}/_sandbox/sales",
+        json={"amount": "20.00", "currency": "USD", "invoice_number": "GC-778"},
+    ).json()
+    sale = paypal.get_sale(sold["sale"]["id"])
+    assert (sale.state, sale.amount.total, sale.amount.currency) == (
+        "completed",
+        Decimal("20.00"),
+        "USD",
+    )
+    assert sale.invoice_number == "GC-778" and sale.transaction_fee is not None
+    assert sale.parent_payment is not None and sale.parent_payment.startswith("PAY-")
+    event = event_resource(parse_event(sold["event"]["body"].encode()))
+    assert isinstance(event, Sale) and event.id == sale.id
+    for missing in (paypal.get_refund, paypal.get_sale):
+        with pytest.raises(NotFoundError):
+            missing("0000000000000000X")
 
 
 def test_revoked_tokens_are_renewed_and_wrong_secrets_refused(sandbox_url: str) -> None:

@@ -1,5 +1,5 @@
-"""PayPal client against recorded answers: the token, captures, orders, online verification,
-and what each failure becomes."""
+"""PayPal client against recorded answers: the token, captures, refunds, orders, v1 sales,
+online verification, and what each failure becomes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ CAPTURE = json.loads((FIXTURES / "capture_completed_event.json").read_text())["r
 ORDER = json.loads((FIXTURES / "order_completed.json").read_text())
 VECTOR = json.loads((FIXTURES / "sdk_signature_vector.json").read_text())
 BODY = (FIXTURES / "sale_completed_body.json").read_bytes()
+REFUND = json.loads((FIXTURES / "capture_refunded_event.json").read_text())["resource"]
+SALE = json.loads(BODY)["resource"]
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -112,6 +114,41 @@ def test_an_order_has_the_payer_and_its_captures() -> None:
     assert capture.amount.value == Decimal("25.00")
 
 
+def test_a_refund_names_its_capture() -> None:
+    paypal = PayPal({"/v2/payments/refunds/1Y107995YT783435V": [httpx.Response(200, json=REFUND)]})
+    refund = make(paypal).get_refund("1Y107995YT783435V")
+    assert (refund.status, refund.capture_id) == ("COMPLETED", "0JF852973C016714D")
+    assert refund.amount.value == Decimal("25.00")
+
+
+def test_a_v1_sale_is_read_and_its_404_is_not_found() -> None:
+    v1_missing = httpx.Response(
+        404,
+        json={
+            "name": "INVALID_RESOURCE_ID",
+            "message": "Requested resource ID was not found.",
+            "information_link": "https://developer.paypal.com/docs/api/payments/v1/#errors",
+            "debug_id": "6b4e9a0c7f2d1",
+        },
+    )
+    paypal = PayPal(
+        {
+            "/v1/payments/sale/4EU7004268015634R": [httpx.Response(200, json=SALE)],
+            "/v1/payments/sale/NOPE": [v1_missing],
+        }
+    )
+    client = make(paypal)
+    sale = client.get_sale("4EU7004268015634R")
+    assert (sale.state, sale.amount.total, sale.amount.currency) == (
+        "completed",
+        Decimal("20.00"),
+        "USD",
+    )
+    assert sale.transaction_fee is not None and sale.transaction_fee.value == Decimal("0.88")
+    with pytest.raises(NotFoundError, match=r"INVALID_RESOURCE_ID.*debug_id=6b4e9a0c7f2d1"):
+        client.get_sale("NOPE")
+
+
 def test_an_expired_token_is_renewed_once() -> None:
     expired = httpx.Response(401, content=fixture("error_401_invalid_token.json"))
     paypal = PayPal({"/v2/payments/captures/A": [expired, httpx.Response(200, json=CAPTURE)]})
@@ -157,8 +194,9 @@ def test_a_5xx_is_retryable() -> None:
 def test_ids_cannot_reach_other_paths() -> None:
     client = make(PayPal({}))
     for bad in ("../v1/oauth2/token", "A/B", "", "A?x=1"):
-        with pytest.raises(ValueError):
-            client.get_capture(bad)
+        for get in (client.get_capture, client.get_refund, client.get_order, client.get_sale):
+            with pytest.raises(ValueError):
+                get(bad)
 
 
 def test_online_verification_sends_the_event_bytes_as_received() -> None:
